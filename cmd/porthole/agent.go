@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"porthole/forwarder"
+	"porthole/wire"
+)
+
+// agentFlags are the flags shared by http, tcp and tls.
+type agentFlags struct {
+	relay, token, relayCA, relayFP, logLevel string
+}
+
+func (a *agentFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.relay, "relay", "", "relay agent address HOST:PORT (required)")
+	fs.StringVar(&a.token, "token", "", "auth token (or set PORTHOLE_TOKEN)")
+	fs.StringVar(&a.relayCA, "relay-ca", "", "trust the relay by this CA bundle (PEM)")
+	fs.StringVar(&a.relayFP, "relay-fingerprint", "", "trust the relay by this SHA-256 certificate fingerprint")
+	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (a *agentFlags) apply(cfg *forwarder.Config) error {
+	if a.relay == "" {
+		return usagef("--relay HOST:PORT is required")
+	}
+	if a.relayCA != "" && a.relayFP != "" {
+		return usagef("--relay-ca and --relay-fingerprint are mutually exclusive")
+	}
+	cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = a.relay, a.relayCA, a.relayFP
+	cfg.Token = a.token
+	if cfg.Token == "" {
+		cfg.Token = os.Getenv("PORTHOLE_TOKEN")
+	}
+	return nil
+}
+
+func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
+	proto, _ := wire.ParseProto(kind)
+	fs := newFlagSet(kind, stdout)
+	var af agentFlags
+	af.register(fs)
+	var t forwarder.Tunnel
+	var upstreamProtocol string
+	fs.StringVar(&t.Name, "name", "", "subdomain to ask for (random if empty)")
+	fs.BoolVar(&t.UpstreamTLSVerify, "upstream-tls-verify", false, "verify the upstream's TLS certificate")
+	fs.StringVar(&t.UpstreamCAFile, "upstream-tls-verify-cas", "", "verify the upstream against this CA bundle (PEM)")
+	if proto == wire.ProtoHTTP {
+		fs.StringVar(&upstreamProtocol, "upstream-protocol", "http1", "http1, or http2 (h2c prior knowledge; ALPN for https)")
+		fs.StringVar(&t.HostHeader, "host-header", "", `Host sent upstream: "rewrite" for the upstream's host, or a literal value`)
+		fs.StringVar(&t.BasicAuth, "basic-auth", "", "require USER:PASSWORD from public clients")
+	}
+	if proto == wire.ProtoTCP {
+		fs.IntVar(&t.RemotePort, "remote-port", 0, "public port to ask for (any if 0)")
+	}
+	if proto == wire.ProtoTLS {
+		fs.StringVar(&t.TerminateCertFile, "terminate-cert", "", "terminate public TLS at the agent with this certificate")
+		fs.StringVar(&t.TerminateKeyFile, "terminate-key", "", "key for --terminate-cert")
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one UPSTREAM (a port, host:port or URL), got %d arguments", len(pos))
+	}
+	t.Proto, t.Upstream = proto, pos[0]
+	switch upstreamProtocol {
+	case "", "http1":
+	case "http2":
+		t.UpstreamHTTP2 = true
+	default:
+		return usagef("bad --upstream-protocol %q (want http1 or http2)", upstreamProtocol)
+	}
+	if proto == wire.ProtoTLS && t.Name == "" {
+		return usagef("--name is required for tls tunnels")
+	}
+	cfg := forwarder.DefaultConfig()
+	if err := af.apply(&cfg); err != nil {
+		return err
+	}
+	cfg.Tunnels = []forwarder.Tunnel{t}
+	if cfg.Logger, err = newLogger(stderr, af.logLevel); err != nil {
+		return err
+	}
+	cfg.OnState = printForwarding(stdout)
+	f, err := forwarder.New(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return f.Run(ctx)
+}
+
+// printForwarding prints one "forwarding URL -> UPSTREAM" line per public
+// address each time the tunnel comes online.
+func printForwarding(w io.Writer) func(forwarder.State) {
+	return func(s forwarder.State) {
+		if s.Phase != forwarder.Online {
+			return
+		}
+		var b strings.Builder
+		for _, fw := range s.Forwarding {
+			fmt.Fprintf(&b, "forwarding %s -> %s\n", fw.URL, fw.Upstream)
+		}
+		io.WriteString(w, b.String())
+	}
+}

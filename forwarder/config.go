@@ -1,0 +1,194 @@
+// Package forwarder is the agent: it dials a relay, binds tunnels, and
+// forwards every stream the relay opens to the tunnel's upstream under the
+// upstream rules (normalization, TLS verification, HTTP/2, forwarded headers).
+package forwarder
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"porthole/wire"
+)
+
+// Tunnel describes one tunnel: its public side and its upstream.
+type Tunnel struct {
+	Proto      wire.Proto
+	Upstream   string // URL, host:port or bare port; see ParseUpstream
+	Name       string // requested subdomain (http, tls); random if empty
+	RemotePort int    // requested public port (tcp); any if zero
+
+	UpstreamHTTP2     bool   // speak HTTP/2 to the upstream (h2c prior knowledge, or ALPN over TLS)
+	UpstreamTLSVerify bool   // verify the upstream's certificate
+	UpstreamCAFile    string // PEM bundle to verify against instead of the system roots
+	HostHeader        string // "" keeps the public host, "rewrite" uses the upstream's, else a literal value
+	BasicAuth         string // "user:password" required from public clients (http)
+
+	TerminateCertFile string // terminate public TLS at the agent (tls)
+	TerminateKeyFile  string
+}
+
+// Config configures a Forwarder. Start from DefaultConfig.
+type Config struct {
+	RelayAddr        string // host:port of the relay's agent listener
+	Token            string
+	RelayCAFile      string // trust the relay by this CA bundle
+	RelayFingerprint string // or by this pinned SHA-256 certificate fingerprint
+
+	Tunnels []Tunnel
+
+	Logger *slog.Logger
+	// OnState, if set, is called with every state change, in order, from the
+	// forwarder's goroutine. It must not block for long.
+	OnState func(State)
+
+	KeepAliveInterval time.Duration // yamux pings; a dead link is detected after about twice this
+	ReconnectMin      time.Duration // first retry delay (before jitter)
+	ReconnectMax      time.Duration // backoff cap
+	DialTimeout       time.Duration // for the relay and for upstreams
+	ResponseTimeout   time.Duration // upstream response header timeout, then 504
+	DrainTimeout      time.Duration // how long Run waits for in-flight work on stop
+}
+
+// DefaultConfig returns a Config with the default limits and no tunnels.
+func DefaultConfig() Config {
+	return Config{
+		KeepAliveInterval: wire.KeepAliveInterval,
+		ReconnectMin:      200 * time.Millisecond,
+		ReconnectMax:      15 * time.Second,
+		DialTimeout:       10 * time.Second,
+		ResponseTimeout:   60 * time.Second,
+		DrainTimeout:      10 * time.Second,
+	}
+}
+
+// tunnel is a validated Tunnel, ready to serve.
+type tunnel struct {
+	Tunnel
+	id        uint32
+	upstream  Upstream
+	terminate *tls.Config // for tls tunnels terminated at the agent
+	http      *httpTunnel
+	raw       *rawTunnel
+	bound     wire.Bound // the relay's last reply, reused to re-bind the same name or port
+}
+
+// Validate checks the configuration without touching the network. Its
+// errors name the offending field and never include secrets.
+func (c *Config) Validate() error {
+	_, err := c.prepare()
+	return err
+}
+
+func (c *Config) prepare() ([]*tunnel, error) {
+	if c.RelayAddr == "" {
+		return nil, errors.New("relay address is required")
+	}
+	if _, _, err := net.SplitHostPort(c.RelayAddr); err != nil {
+		return nil, fmt.Errorf("relay address %q: want host:port", c.RelayAddr)
+	}
+	if c.RelayCAFile != "" && c.RelayFingerprint != "" {
+		return nil, errors.New("relay CA file and relay fingerprint are mutually exclusive")
+	}
+	if c.RelayFingerprint != "" {
+		if _, err := wire.ParseFingerprint(c.RelayFingerprint); err != nil {
+			return nil, err
+		}
+	}
+	if c.RelayCAFile != "" {
+		if _, err := loadCAs(c.RelayCAFile); err != nil {
+			return nil, fmt.Errorf("relay %w", err)
+		}
+	}
+	if len(c.Tunnels) == 0 {
+		return nil, errors.New("no tunnels configured")
+	}
+	if c.KeepAliveInterval <= 0 || c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin ||
+		c.DialTimeout <= 0 || c.ResponseTimeout <= 0 || c.DrainTimeout < 0 {
+		return nil, errors.New("timeouts must be positive (start from DefaultConfig)")
+	}
+	var out []*tunnel
+	for i, t := range c.Tunnels {
+		tn, err := prepareTunnel(t, c)
+		if err != nil {
+			if len(c.Tunnels) > 1 {
+				return nil, fmt.Errorf("tunnel %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		tn.id = uint32(i + 1)
+		out = append(out, tn)
+	}
+	return out, nil
+}
+
+func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
+	switch t.Proto {
+	case wire.ProtoHTTP, wire.ProtoTCP, wire.ProtoTLS:
+	default:
+		return nil, fmt.Errorf("unknown tunnel type %v", t.Proto)
+	}
+	up, err := ParseUpstream(t.Upstream, t.Proto)
+	if err != nil {
+		return nil, err
+	}
+	tn := &tunnel{Tunnel: t, upstream: up}
+	if t.Name != "" {
+		if err := wire.ValidName(t.Name); err != nil {
+			return nil, err
+		}
+	}
+	if t.RemotePort < 0 || t.RemotePort > 65535 {
+		return nil, fmt.Errorf("remote port %d is out of range", t.RemotePort)
+	}
+	if t.RemotePort != 0 && t.Proto != wire.ProtoTCP {
+		return nil, errors.New("a remote port applies to tcp tunnels only")
+	}
+	if t.UpstreamCAFile != "" && !t.UpstreamTLSVerify {
+		// A CA bundle only makes sense with verification; asking for one turns it on.
+		tn.UpstreamTLSVerify = true
+	}
+	if t.BasicAuth != "" {
+		if t.Proto != wire.ProtoHTTP {
+			return nil, errors.New("basic auth applies to http tunnels only")
+		}
+		if u, p, ok := strings.Cut(t.BasicAuth, ":"); !ok || u == "" || p == "" {
+			return nil, errors.New("basic auth: want user:password")
+		}
+	}
+	if t.HostHeader != "" && t.Proto != wire.ProtoHTTP {
+		return nil, errors.New("host header applies to http tunnels only")
+	}
+	if (t.TerminateCertFile == "") != (t.TerminateKeyFile == "") {
+		return nil, errors.New("terminate needs both a certificate and a key")
+	}
+	if t.TerminateCertFile != "" {
+		if t.Proto != wire.ProtoTLS {
+			return nil, errors.New("terminating TLS applies to tls tunnels only")
+		}
+		cert, err := tls.LoadX509KeyPair(t.TerminateCertFile, t.TerminateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("terminate certificate: %w", err)
+		}
+		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	switch t.Proto {
+	case wire.ProtoHTTP:
+		h, err := newHTTPTunnel(tn, c)
+		if err != nil {
+			return nil, err
+		}
+		tn.http = h
+	default:
+		r, err := newRawTunnel(tn, c)
+		if err != nil {
+			return nil, err
+		}
+		tn.raw = r
+	}
+	return tn, nil
+}

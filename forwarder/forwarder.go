@@ -1,0 +1,367 @@
+package forwarder
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"porthole/wire"
+)
+
+// Forwarder is one agent: a session to a relay carrying a set of tunnels.
+type Forwarder struct {
+	cfg      Config
+	log      *slog.Logger
+	tunnels  []*tunnel
+	byID     map[uint32]*tunnel
+	relayTLS *tls.Config
+
+	mu    sync.Mutex
+	state State
+	ran   bool
+
+	conns sync.WaitGroup // raw tunnel connections in flight
+}
+
+// New validates cfg and returns a Forwarder ready to Run.
+func New(cfg Config) (*Forwarder, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tunnels, err := cfg.prepare()
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(cfg.RelayAddr)
+	relayTLS, err := relayTLSConfig(host, cfg.RelayCAFile, cfg.RelayFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	f := &Forwarder{cfg: cfg, log: cfg.Logger, tunnels: tunnels, byID: map[uint32]*tunnel{}, relayTLS: relayTLS}
+	for _, t := range tunnels {
+		f.byID[t.id] = t
+	}
+	return f, nil
+}
+
+// State returns the current state.
+func (f *Forwarder) State() State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+func (f *Forwarder) setState(s State) {
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	switch s.Phase {
+	case Online:
+		f.log.Info("tunnel online", "urls", len(s.Forwarding))
+	case Reconnecting:
+		f.log.Warn("reconnecting", "attempt", s.Attempt, "delay", s.Delay.Round(time.Millisecond), "err", s.Err)
+	case Failed:
+		f.log.Error("tunnel failed", "err", s.Err)
+	default:
+		f.log.Info(s.Phase.String())
+	}
+	if f.cfg.OnState != nil {
+		f.cfg.OnState(s)
+	}
+}
+
+// Run connects to the relay and serves the tunnels until ctx is done, then
+// drains in-flight work for up to DrainTimeout and returns nil. When the
+// session is lost it reconnects with jittered exponential backoff and binds
+// the same names again. It returns an error only for failures that retrying
+// cannot fix: authentication, a refused bind, an untrusted relay certificate.
+// Run may be called once.
+func (f *Forwarder) Run(ctx context.Context) error {
+	f.mu.Lock()
+	if f.ran {
+		f.mu.Unlock()
+		return errors.New("forwarder: Run called twice")
+	}
+	f.ran = true
+	f.mu.Unlock()
+
+	for _, t := range f.tunnels {
+		if t.http != nil {
+			go t.http.serve()
+		}
+	}
+	defer f.closeTunnels()
+
+	f.setState(State{Phase: Connecting})
+	for attempt := 0; ; {
+		sess, err := f.connect(ctx)
+		if err == nil {
+			attempt = 0
+			f.setState(State{Phase: Online, Forwarding: f.forwardings()})
+			err = f.serve(ctx, sess)
+		}
+		if ctx.Err() != nil {
+			f.setState(State{Phase: Stopped})
+			return nil
+		}
+		if IsFatal(err) {
+			f.setState(State{Phase: Failed, Err: err})
+			return err
+		}
+		attempt++
+		delay := backoff(attempt, f.cfg.ReconnectMin, f.cfg.ReconnectMax)
+		f.setState(State{Phase: Reconnecting, Attempt: attempt, Delay: delay, RetryAt: time.Now().Add(delay), Err: err})
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			f.setState(State{Phase: Stopped})
+			return nil
+		}
+	}
+}
+
+// backoff returns the delay before the given retry: exponential from min,
+// capped at max, with jitter in [d/2, d).
+func backoff(attempt int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// IsFatal reports whether err stops the forwarder for good.
+func IsFatal(err error) bool {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.Code.Fatal()
+	}
+	return isTrustError(err)
+}
+
+func (f *Forwarder) forwardings() []Forwarding {
+	var out []Forwarding
+	for _, t := range f.tunnels {
+		for _, u := range t.bound.URLs {
+			out = append(out, Forwarding{URL: u, Upstream: t.upstream.String()})
+		}
+	}
+	return out
+}
+
+// connect dials the relay, authenticates and binds every tunnel.
+func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
+	defer cancel()
+	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: f.relayTLS}
+	conn, err := d.DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
+	if err != nil {
+		if isTrustError(err) {
+			return nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
+		}
+		return nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+	}
+	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	sess, err := yamux.Client(conn, yamuxConfig(f.cfg.KeepAliveInterval, f.log))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := f.handshake(sess); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return sess, nil
+}
+
+func withTrust(err error) error {
+	if errors.Is(err, ErrRelayUntrusted) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRelayUntrusted, err)
+}
+
+func (f *Forwarder) handshake(sess *yamux.Session) error {
+	ctrl, err := sess.OpenStream()
+	if err != nil {
+		return err
+	}
+	hello := &wire.Message{Type: wire.TypeHello, Hello: &wire.Hello{Version: wire.Version, Token: f.cfg.Token, Agent: "porthole"}}
+	if err := wire.WriteMessage(ctrl, hello); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	m, err := wire.ReadMessage(ctrl)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if m.Error != nil {
+		return m.Error
+	}
+	if m.Welcome == nil {
+		return fmt.Errorf("handshake: unexpected %q message", m.Type)
+	}
+	for _, t := range f.tunnels {
+		bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort}
+		// After a reconnect ask for what we had, so the public address stays put.
+		if bind.Name == "" {
+			bind.Name = t.bound.Name
+		}
+		if bind.RemotePort == 0 && t.Proto == wire.ProtoTCP {
+			bind.RemotePort = boundPort(t.bound)
+		}
+		if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeBind, Bind: bind}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		m, err := wire.ReadMessage(ctrl)
+		if err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		if m.Error != nil {
+			return m.Error
+		}
+		if m.Bound == nil || m.Bound.TunnelID != t.id {
+			return fmt.Errorf("bind: unexpected %q message", m.Type)
+		}
+		t.bound = *m.Bound
+	}
+	// The control stream stays open for the life of the session; the relay
+	// closes the session when it sees it end.
+	go func() {
+		for {
+			if _, err := wire.ReadMessage(ctrl); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// serve accepts the relay's streams until the session ends or ctx is done,
+// in which case it drains.
+func (f *Forwarder) serve(ctx context.Context, sess *yamux.Session) error {
+	accepted := make(chan error, 1)
+	go func() {
+		for {
+			st, err := sess.AcceptStream()
+			if err != nil {
+				accepted <- err
+				return
+			}
+			go f.handleStream(st)
+		}
+	}()
+	select {
+	case err := <-accepted:
+		sess.Close()
+		return fmt.Errorf("session lost: %w", err)
+	case <-sess.CloseChan():
+		return errors.New("session lost")
+	case <-ctx.Done():
+		f.drain(sess)
+		return ctx.Err()
+	}
+}
+
+// drain stops new streams, lets in-flight requests and connections finish
+// for up to DrainTimeout, then closes the session.
+func (f *Forwarder) drain(sess *yamux.Session) {
+	sess.GoAway()
+	dctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range f.tunnels {
+		if t.http != nil {
+			wg.Go(func() { t.http.shutdown(dctx) })
+		}
+	}
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() { f.conns.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-dctx.Done():
+		}
+	})
+	wg.Wait()
+	sess.Close()
+}
+
+func (f *Forwarder) closeTunnels() {
+	for _, t := range f.tunnels {
+		if t.http != nil {
+			t.http.close()
+		}
+	}
+}
+
+func (f *Forwarder) handleStream(st *yamux.Stream) {
+	st.SetReadDeadline(time.Now().Add(wire.HandshakeTimeout))
+	h, err := wire.ReadStreamHeader(st)
+	st.SetReadDeadline(time.Time{})
+	if err != nil {
+		st.Close()
+		return
+	}
+	t := f.byID[h.TunnelID]
+	if t == nil || t.Proto != h.Proto {
+		f.log.Warn("stream for unknown tunnel", "tunnel", h.TunnelID, "proto", h.Proto)
+		st.Close()
+		return
+	}
+	if t.http != nil {
+		t.http.listener.Push(st)
+		return
+	}
+	f.conns.Add(1)
+	defer f.conns.Done()
+	t.raw.serve(st, h)
+}
+
+func boundPort(b wire.Bound) int {
+	for _, u := range b.URLs {
+		if _, port, err := net.SplitHostPort(hostOf(u)); err == nil {
+			var p int
+			fmt.Sscan(port, &p)
+			return p
+		}
+	}
+	return 0
+}
+
+func hostOf(rawURL string) string {
+	if _, rest, ok := cutScheme(rawURL); ok {
+		return rest
+	}
+	return rawURL
+}
+
+func cutScheme(s string) (string, string, bool) {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i:i+3] == "://" {
+			return s[:i], s[i+3:], true
+		}
+	}
+	return "", s, false
+}
+
+// yamuxConfig is shared by both ends of a session.
+func yamuxConfig(keepAlive time.Duration, log *slog.Logger) *yamux.Config {
+	return wire.YamuxConfig(keepAlive, slog.NewLogLogger(log.Handler(), slog.LevelDebug))
+}

@@ -1,0 +1,67 @@
+package forwarder
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"porthole/internal/netutil"
+	"porthole/wire"
+)
+
+// rawTunnel forwards TCP and TLS tunnel streams to the upstream byte for
+// byte, optionally terminating public TLS first and re-encrypting to a
+// tls:// upstream.
+type rawTunnel struct {
+	tn      *tunnel
+	log     *slog.Logger
+	dial    func(ctx context.Context) (net.Conn, error)
+	timeout time.Duration
+}
+
+func newRawTunnel(tn *tunnel, c *Config) (*rawTunnel, error) {
+	d := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
+	r := &rawTunnel{tn: tn, log: c.Logger.With("upstream", tn.upstream.String()), timeout: c.DialTimeout}
+	addr := tn.upstream.Addr()
+	if tn.upstream.Scheme == "tls" {
+		cfg, err := upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.UpstreamCAFile, nil)
+		if err != nil {
+			return nil, fmt.Errorf("upstream TLS: %w", err)
+		}
+		td := &tls.Dialer{NetDialer: d, Config: cfg}
+		r.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+	} else {
+		r.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	return r, nil
+}
+
+func (r *rawTunnel) serve(st net.Conn, h wire.StreamHeader) {
+	var public net.Conn = st
+	if r.tn.terminate != nil {
+		tc := tls.Server(st, r.tn.terminate)
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			r.log.Debug("public TLS handshake failed", "client", h.ClientAddr, "err", err)
+			st.Close()
+			return
+		}
+		public = tc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	up, err := r.dial(ctx)
+	cancel()
+	if err != nil {
+		r.log.Warn("upstream dial failed", "client", h.ClientAddr, "err", err)
+		public.Close()
+		return
+	}
+	if err := netutil.Pipe(public, up); err != nil {
+		r.log.Debug("connection ended", "client", h.ClientAddr, "err", err)
+	}
+}

@@ -1,0 +1,242 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"porthole/internal/netutil"
+	"porthole/wire"
+)
+
+// Server is a relay.
+type Server struct {
+	cfg         Config
+	log         *slog.Logger
+	cert        tls.Certificate
+	fingerprint string
+	reg         *registry
+	tcpHost     string
+
+	agentLn, httpLn, httpsLn net.Listener
+	httpSrv, httpsSrv        *http.Server
+	httpsConns               *netutil.ChanListener
+	publicTLS                *tls.Config
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*session]struct{}
+	conns    sync.WaitGroup // raw public connections and agent sessions
+}
+
+// New validates cfg and loads (or makes) the relay's certificate.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	hosts := []string{cfg.Domain, "*." + cfg.Domain, cfg.PublicHost, "localhost", "127.0.0.1", "::1"}
+	if h, _, _ := net.SplitHostPort(cfg.AgentAddr); h != "" && !net.ParseIP(h).IsUnspecified() {
+		hosts = append(hosts, h)
+	}
+	cert, err := loadOrCreateCert(&cfg, hosts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		cert:        cert,
+		fingerprint: wire.Fingerprint(cert.Certificate[0]),
+		reg:         newRegistry(cfg.Tokens, cfg.NameGrace),
+		sessions:    map[*session]struct{}{},
+	}
+	return s, nil
+}
+
+// Fingerprint is the SHA-256 fingerprint of the relay's certificate, for
+// agents to pin.
+func (s *Server) Fingerprint() string { return s.fingerprint }
+
+// AgentAddr is the agent listener's address, once started.
+func (s *Server) AgentAddr() string { return addrString(s.agentLn) }
+
+// HTTPAddr is the public HTTP listener's address, or "" when disabled.
+func (s *Server) HTTPAddr() string { return addrString(s.httpLn) }
+
+// HTTPSAddr is the public HTTPS/TLS listener's address, or "" when disabled.
+func (s *Server) HTTPSAddr() string { return addrString(s.httpsLn) }
+
+func addrString(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// Start binds every listener and serves in the background. Addresses with
+// port 0 get a free port; the accessors report the real ones.
+func (s *Server) Start() error {
+	var err error
+	fail := func(what, addr string, err error) error {
+		s.closeListeners()
+		return fmt.Errorf("%s listener %s: %w", what, addr, err)
+	}
+	agentTLS := &tls.Config{
+		Certificates: []tls.Certificate{s.cert},
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   []string{wire.ALPN},
+	}
+	if s.agentLn, err = tls.Listen("tcp", s.cfg.AgentAddr, agentTLS); err != nil {
+		return fail("agent", s.cfg.AgentAddr, err)
+	}
+	s.tcpHost, _, _ = net.SplitHostPort(s.cfg.AgentAddr)
+	if s.cfg.HTTPAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+			return fail("http", s.cfg.HTTPAddr, err)
+		}
+		s.tcpHost, _, _ = net.SplitHostPort(s.cfg.HTTPAddr)
+		s.httpSrv = s.newPublicServer()
+		go s.httpSrv.Serve(s.httpLn)
+	}
+	if s.cfg.HTTPSAddr != "" {
+		if s.httpsLn, err = net.Listen("tcp", s.cfg.HTTPSAddr); err != nil {
+			return fail("https", s.cfg.HTTPSAddr, err)
+		}
+		s.httpsSrv = s.newPublicServer()
+		s.httpsSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
+		if err := http2.ConfigureServer(s.httpsSrv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
+			return fail("https", s.cfg.HTTPSAddr, err)
+		}
+		s.publicTLS = s.httpsSrv.TLSConfig
+		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())
+		go s.httpsSrv.Serve(s.httpsConns)
+		go s.acceptTLS()
+	}
+	go s.acceptAgents()
+	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(),
+		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint)
+	if len(s.cfg.Tokens) == 0 {
+		s.log.Warn("no tokens configured: any agent that can reach the relay may open tunnels")
+	}
+	return nil
+}
+
+func (s *Server) newPublicServer() *http.Server {
+	return &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (s *Server) acceptAgents() {
+	for {
+		c, err := s.agentLn.Accept()
+		if err != nil {
+			return
+		}
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.serveAgent(c)
+		}()
+	}
+}
+
+func (s *Server) addSession(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) removeSession(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	sess.releaseAll()
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range []net.Listener{s.agentLn, s.httpLn, s.httpsLn} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if s.httpsConns != nil {
+		s.httpsConns.Close()
+	}
+}
+
+// Shutdown stops accepting agents and public connections, lets in-flight
+// requests and connections finish until ctx is done, then closes every
+// session.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	s.closeListeners()
+	for _, sess := range sessions {
+		sess.closeListeners()
+	}
+	var wg sync.WaitGroup
+	for _, srv := range []*http.Server{s.httpSrv, s.httpsSrv} {
+		if srv != nil {
+			wg.Go(func() {
+				if srv.Shutdown(ctx) != nil {
+					srv.Close()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, sess := range sessions {
+		sess.ys.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errors.New("relay: shutdown grace period ended with connections open")
+	}
+}
+
+// Close stops the relay at once.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+func (sess *session) closeListeners() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for _, b := range sess.bindings {
+		if b.listener != nil {
+			b.listener.Close()
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Proto is a tunnel's (and a stream's) protocol.
+type Proto uint8
+
+// Tunnel protocols.
+const (
+	ProtoHTTP Proto = 1 // HTTP requests, proxied by the relay to the agent over HTTP/1.1
+	ProtoTCP  Proto = 2 // raw TCP on a public port
+	ProtoTLS  Proto = 3 // TLS routed by SNI, passed through untouched
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ProtoHTTP:
+		return "http"
+	case ProtoTCP:
+		return "tcp"
+	case ProtoTLS:
+		return "tls"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// ParseProto parses "http", "tcp" or "tls".
+func ParseProto(s string) (Proto, error) {
+	switch s {
+	case "http":
+		return ProtoHTTP, nil
+	case "tcp":
+		return ProtoTCP, nil
+	case "tls":
+		return ProtoTLS, nil
+	}
+	return 0, fmt.Errorf("unknown tunnel type %q (want http, tcp or tls)", s)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Proto) UnmarshalText(b []byte) error {
+	v, err := ParseProto(string(b))
+	*p = v
+	return err
+}
+
+// Hello is the agent's first control message.
+type Hello struct {
+	Version int    `json:"version"`
+	Token   string `json:"token,omitempty"`
+	Agent   string `json:"agent,omitempty"` // free-form agent name and version, for logs
+}
+
+// Welcome is the relay's reply to an accepted Hello.
+type Welcome struct {
+	Version   int    `json:"version"`
+	SessionID string `json:"session_id"`
+}
+
+// Bind asks the relay for a public address for one tunnel.
+type Bind struct {
+	TunnelID   uint32 `json:"tunnel_id"`
+	Proto      Proto  `json:"proto"`
+	Name       string `json:"name,omitempty"`        // subdomain for http and tls; random if empty
+	RemotePort int    `json:"remote_port,omitempty"` // for tcp; any free port if zero
+}
+
+// Bound is the relay's reply to a Bind.
+type Bound struct {
+	TunnelID uint32   `json:"tunnel_id"`
+	Name     string   `json:"name,omitempty"`
+	URLs     []string `json:"urls,omitempty"`
+}
+
+// Message is the envelope of every control message. Exactly one field besides
+// Type is set.
+type Message struct {
+	Type    string   `json:"type"`
+	Hello   *Hello   `json:"hello,omitempty"`
+	Welcome *Welcome `json:"welcome,omitempty"`
+	Bind    *Bind    `json:"bind,omitempty"`
+	Bound   *Bound   `json:"bound,omitempty"`
+	Error   *Error   `json:"error,omitempty"`
+	// ErrorFor names the tunnel an error refers to, or 0 for the session.
+	ErrorFor uint32 `json:"error_for,omitempty"`
+}
+
+// Message types.
+const (
+	TypeHello   = "hello"
+	TypeWelcome = "welcome"
+	TypeBind    = "bind"
+	TypeBound   = "bound"
+	TypeError   = "error"
+)
+
+// WriteMessage writes one length-prefixed JSON message.
+func WriteMessage(w io.Writer, m *Message) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(body) > MaxControlMessage {
+		return ErrMessageTooLarge
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadMessage reads one length-prefixed JSON message, refusing bodies over
+// MaxControlMessage before reading them.
+func ReadMessage(r io.Reader) (*Message, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxControlMessage {
+		return nil, ErrMessageTooLarge
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("wire: short control message: %w", err)
+	}
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("wire: bad control message: %w", err)
+	}
+	return &m, nil
+}
