@@ -42,11 +42,11 @@ type Forwarding struct {
 // State is a snapshot of a forwarder, delivered to Config.OnState.
 type State struct {
 	Phase      Phase
-	Forwarding []Forwarding   // when Online
-	Attempt    int            // when Reconnecting: the attempt about to be made, from 1
-	Delay      time.Duration  // when Reconnecting: the wait before that attempt
-	RetryAt    time.Time      // when Reconnecting: when that attempt starts
-	Err        error          // when Reconnecting (the last error) or Failed
+	Forwarding []Forwarding  // when Online
+	Attempt    int           // when Reconnecting: the attempt about to be made, from 1
+	Delay      time.Duration // when Reconnecting: the wait before that attempt
+	RetryAt    time.Time     // when Reconnecting: when that attempt starts
+	Err        error         // when Reconnecting (the last error) or Failed
 }
 
 // String renders the state for a status line.

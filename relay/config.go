@@ -38,7 +38,9 @@ func ParsePortRange(s string) (PortRange, error) {
 func (r PortRange) Any() bool { return r.Lo == 0 }
 
 // Contains reports whether p is in the range.
-func (r PortRange) Contains(p int) bool { return r.Any() && p > 0 && p <= 65535 || p >= r.Lo && p <= r.Hi }
+func (r PortRange) Contains(p int) bool {
+	return r.Any() && p > 0 && p <= 65535 || p >= r.Lo && p <= r.Hi
+}
 
 func (r PortRange) String() string {
 	if r.Any() {

@@ -3,8 +3,8 @@ package relay
 import (
 	"context"
 	"crypto/tls"
-	"log"
 	"errors"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
