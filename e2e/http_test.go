@@ -14,9 +14,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"porthole/forwarder"
 	tt "porthole/internal/tunneltest"
@@ -155,7 +155,11 @@ func protoHandler() http.Handler {
 }
 
 func TestHTTP2Upstream(t *testing.T) {
-	h2cUp := httptest.NewServer(h2c.NewHandler(protoHandler(), &http2.Server{}))
+	h2cUp := httptest.NewUnstartedServer(protoHandler())
+	h2cUp.Config.Protocols = new(http.Protocols)
+	h2cUp.Config.Protocols.SetHTTP1(true)
+	h2cUp.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2cUp.Start()
 	defer h2cUp.Close()
 	tlsUp := httptest.NewUnstartedServer(protoHandler())
 	tlsUp.EnableHTTP2 = true
@@ -420,5 +424,46 @@ func TestHTTPSListenerNegotiatesHTTP2AndHTTP1(t *testing.T) {
 		if resp.ProtoMajor != want || body != "proto=1 tls=false" {
 			t.Errorf("%s: public proto %d (want %d), upstream %q", alpn, resp.ProtoMajor, want, body)
 		}
+	}
+}
+
+// TestH2CIsPriorKnowledge reads the upstream side of the wire: the agent's
+// first bytes must be the HTTP/2 client preface and a SETTINGS frame, with
+// no HTTP/1.1 Upgrade request before them.
+func TestH2CIsPriorKnowledge(t *testing.T) {
+	l := tt.Listen(t)
+	first := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			first <- err
+			return
+		}
+		defer c.Close()
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+			first <- fmt.Errorf("preface %q, %v", preface, err)
+			return
+		}
+		f, err := http2.NewFramer(io.Discard, c).ReadFrame()
+		if err != nil {
+			first <- err
+			return
+		}
+		if _, ok := f.(*http2.SettingsFrame); !ok {
+			first <- fmt.Errorf("first frame %T, want SETTINGS", f)
+			return
+		}
+		first <- nil
+	}()
+	srv := tt.StartRelay(t, tt.RelayConfig(t))
+	tun := httpTunnel(l.Addr().String())
+	tun.UpstreamHTTP2 = true
+	cfg := tt.AgentConfig(t, srv, tun)
+	cfg.ResponseTimeout = 500 * time.Millisecond
+	_, st := tt.StartAgent(t, cfg)
+	go tt.Client(srv).Get(tt.URL(t, st, "http"))
+	if err := <-first; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -148,7 +148,10 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
 	if t.RemotePort != 0 && t.Proto != wire.ProtoTCP {
 		return nil, errors.New("a remote port applies to tcp tunnels only")
 	}
-	if t.UpstreamCAFile != "" && !t.UpstreamTLSVerify {
+	if t.UpstreamCAFile != "" {
+		if _, err := loadCAs(t.UpstreamCAFile); err != nil {
+			return nil, fmt.Errorf("upstream %w", err)
+		}
 		// A CA bundle only makes sense with verification; asking for one turns it on.
 		tn.UpstreamTLSVerify = true
 	}

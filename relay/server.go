@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"porthole/internal/netutil"
 	"porthole/wire"
 )
@@ -114,9 +112,15 @@ func (s *Server) Start() error {
 			return fail("https", s.cfg.HTTPSAddr, err)
 		}
 		s.httpsSrv = s.newPublicServer()
-		s.httpsSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12}
-		if err := http2.ConfigureServer(s.httpsSrv, &http2.Server{MaxConcurrentStreams: 250}); err != nil {
-			return fail("https", s.cfg.HTTPSAddr, err)
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+		s.httpsSrv.Protocols = &protos
+		s.httpsSrv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 250}
+		s.httpsSrv.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{s.cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
 		}
 		s.publicTLS = s.httpsSrv.TLSConfig
 		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())

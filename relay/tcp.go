@@ -75,9 +75,9 @@ func (s *Server) forwardRaw(b *binding, c net.Conn) {
 // bufferPool lends ReverseProxy its copy buffers.
 type bufferPool struct{}
 
-var proxyBufs = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func (bufferPool) Get() []byte  { return proxyBufs.Get().([]byte) }
-func (bufferPool) Put(b []byte) { proxyBufs.Put(b) }
+func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }
 
 func slogLogger(l *slog.Logger) *log.Logger { return slog.NewLogLogger(l.Handler(), slog.LevelDebug) }

@@ -60,6 +60,10 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	if cfg.Logger, err = newLogger(stderr, *logLevel); err != nil {
 		return err
 	}
+	// Catch signals before announcing anything, so that a script that
+	// stops the relay as soon as it printed its address gets a clean exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return usagef("%v", err)
@@ -76,8 +80,6 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "fingerprint: %s\n", srv.Fingerprint())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the porthole binary, built once with CGO_ENABLED=0 as users get it.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "porthole-cli")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "porthole")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic("building porthole with CGO_ENABLED=0 failed: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running porthole with its output as lines.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout chan string
+	stderr *strings.Builder
+	done   chan struct{}
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stdout: make(chan string, 100), stderr: &strings.Builder{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.stdout <- sc.Text()
+		}
+		close(p.stdout)
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("porthole %s stderr:\n%s", args[0], p.stderr)
+		}
+	})
+	return p
+}
+
+// line waits for a stdout line matching re and returns its submatches.
+func (p *proc) line(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.stdout:
+			if !ok {
+				t.Fatalf("porthole exited before printing %q", re)
+			}
+			if m := rx.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no line matching %q", re)
+		}
+	}
+}
+
+// stop sends sig and returns the exit code.
+func (p *proc) stop(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("porthole did not exit")
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func startRelay(t *testing.T, extra ...string) (agentAddr, httpAddr, fingerprint string, p *proc) {
+	args := append([]string{"relay", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0", "--state-dir", t.TempDir()}, extra...)
+	p = start(t, nil, args...)
+	agentAddr = p.line(t, `^agents: (\S+)$`)[1]
+	httpAddr = p.line(t, `^http: (\S+)$`)[1]
+	fingerprint = p.line(t, `^fingerprint: ([0-9a-f]{64})$`)[1]
+	return
+}
+
+func TestQuickStart(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from :8000") }))
+	defer up.Close()
+	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
+
+	agentAddr, httpAddr, fp, relay := startRelay(t, "--token", "s3cret")
+	agent := start(t, []string{"PORTHOLE_TOKEN=s3cret"}, "http", upPort, "--relay", agentAddr, "--relay-fingerprint", fp, "--name", "app")
+	m := agent.line(t, `^forwarding (http://app\.localhost:(\d+)) -> (\S+)$`)
+	if _, p, _ := net.SplitHostPort(httpAddr); m[2] != p {
+		t.Errorf("public port %s, relay http on %s", m[2], httpAddr)
+	}
+	if m[3] != "http://localhost:"+upPort {
+		t.Errorf("normalized upstream %q", m[3])
+	}
+	// curl resolves *.localhost to loopback; so does this client.
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", httpAddr)
+	}}}
+	resp, err := client.Get(m[1] + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from :8000" {
+		t.Errorf("body %q", body)
+	}
+	if code := agent.stop(t, syscall.SIGINT); code != 0 {
+		t.Errorf("agent exit %d after SIGINT, want 0", code)
+	}
+	if code := relay.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("relay exit %d after SIGTERM, want 0", code)
+	}
+	if strings.Contains(relay.stderr.String(), "s3cret") || strings.Contains(agent.stderr.String(), "s3cret") {
+		t.Error("a token reached the logs")
+	}
+}
+
+func runExit(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	go func() { cmd.Run(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("porthole %v hung", args)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+func TestBadUsageExits2WithOneLine(t *testing.T) {
+	relay := []string{"--relay", "127.0.0.1:1"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"http", "http://"}, `"http://"`},
+		{[]string{"http", ":0"}, `":0"`},
+		{[]string{"http", "99999"}, `"99999"`},
+		{[]string{"http", "ftp://x"}, `"ftp://x"`},
+		{[]string{"http"}, "UPSTREAM"},
+		{[]string{"http", "8000", "9000"}, "UPSTREAM"},
+		{[]string{"http", "8000", "--relay", ""}, "--relay"},
+		{[]string{"http", "8000", "--upstream-protocol", "h3"}, "h3"},
+		{[]string{"http", "8000", "--nope"}, "-nope"},
+		{[]string{"http", "8000", "--upstream-tls-verify-cas", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"tls", "8443"}, "--name"},
+		{[]string{"tcp", "5432", "--remote-port", "70000"}, "70000"},
+		{[]string{"relay", "--tcp-ports", "9-1"}, "9-1"},
+		{[]string{"relay", "--token", "a", "--tokens-file", "f"}, "mutually exclusive"},
+		{[]string{"frobnicate"}, "frobnicate"},
+	} {
+		args := c.args
+		if args[0] != "relay" && args[0] != "frobnicate" && !contains(args, "--relay") {
+			args = append(args, relay...)
+		}
+		code, stderr := runExit(t, nil, args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("porthole %v: exit %d, stderr %q; want exit 2 and one line naming %q", args, code, stderr, c.want)
+		}
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFatalErrorsExit1(t *testing.T) {
+	agentAddr, _, fp, _ := startRelay(t, "--token", "s3cret")
+	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "guess", "--relay-fingerprint", fp)
+	if code != 1 || !strings.Contains(stderr, "authentication failed") || !strings.Contains(stderr, "auth_failed") {
+		t.Errorf("wrong token: exit %d, stderr %q", code, stderr)
+	}
+	if strings.Contains(stderr, "guess") {
+		t.Errorf("the token reached stderr: %q", stderr)
+	}
+	wrong := strings.Repeat("0", 64)
+	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret", "--relay-fingerprint", wrong)
+	if code != 1 || !strings.Contains(stderr, "fingerprint mismatch") {
+		t.Errorf("pinned fingerprint mismatch: exit %d, stderr %q", code, stderr)
+	}
+	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret")
+	if code != 1 || !strings.Contains(stderr, "not trusted") {
+		t.Errorf("self-signed relay against system roots: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRelayKeepsItsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	var fps []string
+	for range 2 {
+		p := start(t, nil, "relay", "--addr", "127.0.0.1:0", "--http", "", "--state-dir", dir)
+		fps = append(fps, p.line(t, `^fingerprint: ([0-9a-f]{64})$`)[1])
+		if code := p.stop(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("relay exit %d", code)
+		}
+	}
+	if fps[0] != fps[1] {
+		t.Errorf("fingerprint changed across restarts: %s then %s", fps[0], fps[1])
+	}
+}

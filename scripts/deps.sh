@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages Porthole needs to build, run and test.
+# Usage: scripts/deps.sh run|test|bench
+set -euo pipefail
+
+build=(gcc pkg-config libgl1-mesa-dev xorg-dev)
+run=(dbus-x11 gnome-keyring)
+test=(xvfb xauth dbus-x11 dbus-daemon gnome-keyring imagemagick xdotool curl)
+bench=(wrk iperf3 curl)
+
+case "${1:-}" in
+run) want=("${build[@]}" "${run[@]}") ;;
+test) want=("${build[@]}" "${test[@]}") ;;
+bench) want=("${bench[@]}") ;;
+*) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing: ${missing[*]}" >&2
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

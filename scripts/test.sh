@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every check and test. Desktop tests start their own Xvfb display,
+# D-Bus session, keyring and tray watcher; PORTHOLE_DESKTOP_TESTS=require
+# makes them fail, rather than skip, when a piece is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+export PORTHOLE_DESKTOP_TESTS=require
+go test -race -count=1 -timeout 30m ./...
