@@ -30,6 +30,9 @@ type Profile struct {
 	RelayAddr        string `json:"relay_addr,omitempty"`
 	RelayCAFile      string `json:"relay_ca_file,omitempty"`
 	RelayFingerprint string `json:"relay_fingerprint,omitempty"`
+	// HasToken records that a relay token is saved in the keyring, so that
+	// profiles without one never wait on the keyring.
+	HasToken bool `json:"has_token,omitempty"`
 
 	Type       wire.Proto `json:"type"`
 	Subdomain  string     `json:"subdomain,omitempty"`

@@ -74,7 +74,7 @@ func (k *Keyring) Delete(profileID string, kind SecretKind) error {
 func (k *Keyring) Load(p Profile) (Secrets, error) {
 	var s Secrets
 	var err error
-	if !p.BuiltinRelay {
+	if !p.BuiltinRelay && p.HasToken {
 		if s.Token, err = k.Get(p.ID, SecretToken); err != nil && !errors.Is(err, ErrNoSecret) {
 			return Secrets{}, err
 		}

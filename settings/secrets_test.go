@@ -22,7 +22,7 @@ func TestRealKeyring(t *testing.T) {
 	}
 	k := NewKeyring()
 	p := valid()
-	p.BuiltinRelay, p.RelayAddr, p.BasicAuthUser = false, "relay:1", "alice"
+	p.BuiltinRelay, p.RelayAddr, p.BasicAuthUser, p.HasToken = false, "relay:1", "alice", true
 	if _, err := k.Get(p.ID, SecretToken); !errors.Is(err, ErrNoSecret) {
 		t.Fatalf("get before set: %v", err)
 	}

