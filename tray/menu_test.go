@@ -1,0 +1,121 @@
+package tray
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"porthole/forwarder"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func TestStatus(t *testing.T) {
+	cases := []struct {
+		state forwarder.State
+		want  string
+	}{
+		{forwarder.State{}, "stopped"},
+		{forwarder.State{Phase: forwarder.Connecting}, "connecting…"},
+		{forwarder.State{Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://app.localhost:7780"}}}, "online at http://app.localhost:7780"},
+		{forwarder.State{Phase: forwarder.Online}, "online"},
+		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(2500 * time.Millisecond)}, "reconnecting in 3 s"},
+		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(-time.Second)}, "reconnecting…"},
+		{forwarder.State{Phase: forwarder.Failed, Err: errors.New("authentication failed (auth_failed)")}, "error: authentication failed (auth_failed)"},
+		{forwarder.State{Phase: forwarder.Failed, Err: errors.New(strings.Repeat("x", 200))}, "error: " + strings.Repeat("x", 79) + "…"},
+		{forwarder.State{Phase: forwarder.Stopped}, "stopped"},
+	}
+	for _, c := range cases {
+		if got := Status(c.state, now); got != c.want {
+			t.Errorf("Status(%v) = %q, want %q", c.state.Phase, got, c.want)
+		}
+	}
+}
+
+// labels flattens a menu for comparison: "[x] " marks checked items, "---"
+// separators, "(off) " disabled ones.
+func labels(m *fyne.Menu) []string {
+	var out []string
+	for _, it := range m.Items {
+		switch {
+		case it.IsSeparator:
+			out = append(out, "---")
+		case it.Checked:
+			out = append(out, "[x] "+it.Label)
+		case it.Disabled:
+			out = append(out, "(off) "+it.Label)
+		default:
+			out = append(out, it.Label)
+		}
+	}
+	return out
+}
+
+func TestMenu(t *testing.T) {
+	online := forwarder.State{Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{
+		{URL: "http://web.localhost:7780"}, {URL: "https://web.localhost:7743"}}}
+	cases := []struct {
+		name  string
+		items []Item
+		login bool
+		want  []string
+	}{
+		{"no profiles", nil, false, []string{
+			"(off) No tunnels yet", "---", "Settings…", "Start at login", "---", "Quit"}},
+		{"stopped and online", []Item{
+			{ID: "a", Name: "api"},
+			{ID: "w", Name: "web", Running: true, State: online},
+		}, true, []string{
+			"api — stopped",
+			"[x] web — online at http://web.localhost:7780",
+			"---", "Copy http://web.localhost:7780", "Copy https://web.localhost:7743",
+			"---", "Settings…", "[x] Start at login", "---", "Quit"}},
+		{"failed is not checked, connecting is", []Item{
+			{ID: "a", Name: "api", State: forwarder.State{Phase: forwarder.Failed, Err: errors.New("name taken")}},
+			{ID: "b", Name: "db", Running: true, State: forwarder.State{Phase: forwarder.Connecting}},
+		}, false, []string{
+			"api — error: name taken", "[x] db — connecting…",
+			"---", "Settings…", "Start at login", "---", "Quit"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := labels(Menu(c.items, c.login, now, Actions{}))
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("menu:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestMenuActions(t *testing.T) {
+	var toggled, copied string
+	var settings, quit bool
+	var login *bool
+	a := Actions{
+		Toggle:          func(id string) { toggled = id },
+		CopyURL:         func(u string) { copied = u },
+		OpenSettings:    func() { settings = true },
+		SetStartAtLogin: func(on bool) { login = &on },
+		Quit:            func() { quit = true },
+	}
+	m := Menu([]Item{{ID: "w", Name: "web", Running: true, State: forwarder.State{
+		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}, false, now, a)
+	byLabel := map[string]*fyne.MenuItem{}
+	for _, it := range m.Items {
+		byLabel[it.Label] = it
+	}
+	byLabel["web — online at http://web.localhost:7780"].Action()
+	byLabel["Copy http://web.localhost:7780"].Action()
+	byLabel["Settings…"].Action()
+	byLabel["Start at login"].Action()
+	byLabel["Quit"].Action()
+	if toggled != "w" || copied != "http://web.localhost:7780" || !settings || !quit || login == nil || !*login {
+		t.Errorf("toggled %q copied %q settings %v quit %v login %v", toggled, copied, settings, quit, login)
+	}
+	if !byLabel["Quit"].IsQuit {
+		t.Error("Quit is not the menu's quit item, so Fyne would add its own")
+	}
+}
