@@ -161,6 +161,28 @@ func (m *Manager) Stop(id string) {
 	}
 }
 
+// StopWait stops the profile's forwarder and waits until it has drained.
+// It blocks: call it off the UI goroutine.
+func (m *Manager) StopWait(id string) {
+	m.mu.Lock()
+	r := m.runs[id]
+	m.mu.Unlock()
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// Restart applies a changed profile: if it runs, it is stopped, drained and
+// started again with the new settings. It blocks like StopWait.
+func (m *Manager) Restart(p settings.Profile) {
+	if !m.Running(p.ID) {
+		return
+	}
+	m.StopWait(p.ID)
+	m.Start(p)
+}
+
 // Toggle starts a stopped profile or stops a running one.
 func (m *Manager) Toggle(p settings.Profile) {
 	if m.Running(p.ID) {

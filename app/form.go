@@ -1,0 +1,325 @@
+package app
+
+import (
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/widget"
+
+	"porthole/settings"
+	"porthole/wire"
+)
+
+// Fields of the form that the settings package does not know: the secrets.
+const (
+	fieldToken     settings.Field = "token"
+	fieldBasicPass settings.Field = "basic_auth_password"
+)
+
+// fieldError is a failure to show beside one field.
+type fieldError struct {
+	field settings.Field
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// Choices shown in the form.
+const (
+	relayBuiltin = "Built-in local relay"
+	relayRemote  = "Remote relay"
+
+	trustSystem      = "System roots"
+	trustCAFile      = "CA file"
+	trustFingerprint = "Fingerprint"
+
+	typeHTTP = "HTTP"
+	typeTCP  = "TCP"
+	typeTLS  = "TLS"
+)
+
+// profileForm edits one profile. It only touches widgets; saving is the
+// window's job.
+type profileForm struct {
+	original settings.Profile
+
+	name, relayAddr, token, relayCA, fingerprint *widget.Entry
+	subdomain, remotePort, upstream, upstreamCA  *widget.Entry
+	basicUser, basicPass                         *widget.Entry
+	relayMode, endpoint                          *widget.RadioGroup
+	trust                                        *widget.Select
+	normalized                                   *widget.Label
+	http2, verify, rewrite, startWithApp         *widget.Check
+	relayCABrowse, upstreamCABrowse              *widget.Button
+	errs                                         map[settings.Field]*widget.Label
+	content                                      fyne.CanvasObject
+	loading                                      bool
+}
+
+func newProfileForm(parent func() fyne.Window) *profileForm {
+	f := &profileForm{errs: map[settings.Field]*widget.Label{}}
+	f.name = widget.NewEntry()
+	f.relayMode = widget.NewRadioGroup([]string{relayBuiltin, relayRemote}, func(string) { f.sync() })
+	f.relayMode.Horizontal = true
+	f.relayMode.Required = true
+	f.relayAddr = widget.NewEntry()
+	f.relayAddr.SetPlaceHolder("relay.example.com:7835")
+	f.token = widget.NewPasswordEntry()
+	f.trust = widget.NewSelect([]string{trustSystem, trustCAFile, trustFingerprint}, func(string) { f.sync() })
+	f.relayCA = widget.NewEntry()
+	f.relayCA.SetPlaceHolder("/path/to/relay-ca.pem")
+	f.relayCABrowse = browseButton(f.relayCA, parent)
+	f.fingerprint = widget.NewEntry()
+	f.fingerprint.SetPlaceHolder("64 hex digits, as the relay prints it")
+	f.endpoint = widget.NewRadioGroup([]string{typeHTTP, typeTCP, typeTLS}, func(string) { f.sync() })
+	f.endpoint.Horizontal = true
+	f.endpoint.Required = true
+	f.subdomain = widget.NewEntry()
+	f.subdomain.SetPlaceHolder("random if empty")
+	f.remotePort = widget.NewEntry()
+	f.remotePort.SetPlaceHolder("any free port if empty")
+	f.upstream = widget.NewEntry()
+	f.upstream.SetPlaceHolder("8000, localhost:8000 or https://localhost:8443")
+	f.upstream.OnChanged = func(string) { f.showNormalized() }
+	f.normalized = widget.NewLabel("")
+	f.normalized.Wrapping = fyne.TextWrapWord
+	f.http2 = widget.NewCheck("HTTP/2 to upstream", nil)
+	f.verify = widget.NewCheck("Verify upstream TLS certificate", func(bool) { f.sync() })
+	f.upstreamCA = widget.NewEntry()
+	f.upstreamCA.SetPlaceHolder("CA file (system roots if empty)")
+	f.upstreamCABrowse = browseButton(f.upstreamCA, parent)
+	f.rewrite = widget.NewCheck("Rewrite Host header", nil)
+	f.basicUser = widget.NewEntry()
+	f.basicUser.SetPlaceHolder("user (no password protection if empty)")
+	f.basicPass = widget.NewPasswordEntry()
+	f.startWithApp = widget.NewCheck("Start when Porthole starts", nil)
+
+	var cells []fyne.CanvasObject
+	add := func(label string, obj fyne.CanvasObject, field settings.Field) {
+		cells = append(cells, f.row(label, obj, field)...)
+	}
+	add("Name", f.name, settings.FieldName)
+	add("Relay", f.relayMode, "")
+	add("Relay address", f.relayAddr, settings.FieldRelayAddr)
+	add("Token", f.token, fieldToken)
+	add("Trust relay by", f.trust, "")
+	add("Relay CA file", container.NewBorder(nil, nil, nil, f.relayCABrowse, f.relayCA), settings.FieldRelayCA)
+	add("Fingerprint", f.fingerprint, settings.FieldFingerprint)
+	add("Endpoint", f.endpoint, settings.FieldType)
+	add("Subdomain", f.subdomain, settings.FieldSubdomain)
+	add("Remote port", f.remotePort, settings.FieldRemotePort)
+	add("Upstream", container.NewVBox(f.upstream, f.normalized), settings.FieldUpstream)
+	add("", f.http2, "")
+	add("", f.verify, "")
+	add("Upstream CA", container.NewBorder(nil, nil, nil, f.upstreamCABrowse, f.upstreamCA), settings.FieldUpstreamCA)
+	add("", f.rewrite, "")
+	add("Basic auth user", f.basicUser, settings.FieldBasicAuth)
+	add("Basic auth password", f.basicPass, fieldBasicPass)
+	add("", f.startWithApp, "")
+	grid := container.New(layout.NewFormLayout(), cells...)
+	f.content = grid
+	return f
+}
+
+// row returns the two cells of a form row: the label, and the field with
+// the line under it where its problems show.
+func (f *profileForm) row(label string, obj fyne.CanvasObject, field settings.Field) []fyne.CanvasObject {
+	l := widget.NewLabel(label)
+	l.Alignment = fyne.TextAlignTrailing
+	if field == "" {
+		return []fyne.CanvasObject{l, obj}
+	}
+	e := widget.NewLabel("")
+	e.Importance = widget.DangerImportance
+	e.Wrapping = fyne.TextWrapWord
+	e.Hide()
+	f.errs[field] = e
+	return []fyne.CanvasObject{l, container.NewVBox(obj, e)}
+}
+
+func browseButton(target *widget.Entry, parent func() fyne.Window) *widget.Button {
+	return widget.NewButton("Browse…", func() {
+		dialog.ShowFileOpen(func(r fyne.URIReadCloser, err error) {
+			if err != nil || r == nil {
+				return
+			}
+			target.SetText(r.URI().Path())
+			r.Close()
+		}, parent())
+	})
+}
+
+// set loads a profile into the form.
+func (f *profileForm) set(p settings.Profile) {
+	f.loading = true
+	defer func() { f.loading = false; f.sync() }()
+	f.original = p
+	f.name.SetText(p.Name)
+	if p.BuiltinRelay {
+		f.relayMode.SetSelected(relayBuiltin)
+	} else {
+		f.relayMode.SetSelected(relayRemote)
+	}
+	f.relayAddr.SetText(p.RelayAddr)
+	f.token.SetText("")
+	f.token.SetPlaceHolder("")
+	f.relayCA.SetText(p.RelayCAFile)
+	f.fingerprint.SetText(p.RelayFingerprint)
+	switch {
+	case p.RelayCAFile != "":
+		f.trust.SetSelected(trustCAFile)
+	case p.RelayFingerprint != "":
+		f.trust.SetSelected(trustFingerprint)
+	default:
+		f.trust.SetSelected(trustSystem)
+	}
+	f.endpoint.SetSelected(map[wire.Proto]string{wire.ProtoHTTP: typeHTTP, wire.ProtoTCP: typeTCP, wire.ProtoTLS: typeTLS}[p.Type])
+	f.subdomain.SetText(p.Subdomain)
+	f.remotePort.SetText("")
+	if p.RemotePort != 0 {
+		f.remotePort.SetText(strconv.Itoa(p.RemotePort))
+	}
+	f.upstream.SetText(p.Upstream)
+	f.http2.SetChecked(p.UpstreamHTTP2)
+	f.verify.SetChecked(p.VerifyUpstreamTLS)
+	f.upstreamCA.SetText(p.UpstreamCAFile)
+	f.rewrite.SetChecked(p.RewriteHost)
+	f.basicUser.SetText(p.BasicAuthUser)
+	f.basicPass.SetText("")
+	f.startWithApp.SetChecked(p.StartWithApp)
+	f.showProblems(nil)
+}
+
+// read returns the profile in the form, the secrets typed into it, and the
+// problems found while reading (such as a port that is not a number).
+func (f *profileForm) read() (p settings.Profile, token, basicPass string, bad settings.Problems) {
+	bad = settings.Problems{}
+	p = f.original
+	p.Name = strings.TrimSpace(f.name.Text)
+	p.BuiltinRelay = f.relayMode.Selected == relayBuiltin
+	p.RelayAddr = strings.TrimSpace(f.relayAddr.Text)
+	p.RelayCAFile, p.RelayFingerprint = "", ""
+	switch f.trust.Selected {
+	case trustCAFile:
+		p.RelayCAFile = strings.TrimSpace(f.relayCA.Text)
+		if p.RelayCAFile == "" && !p.BuiltinRelay {
+			bad[settings.FieldRelayCA] = "Choose the CA file, or trust the system roots."
+		}
+	case trustFingerprint:
+		p.RelayFingerprint = strings.TrimSpace(f.fingerprint.Text)
+		if p.RelayFingerprint == "" && !p.BuiltinRelay {
+			bad[settings.FieldFingerprint] = "Paste the fingerprint the relay printed."
+		}
+	}
+	p.Type = map[string]wire.Proto{typeHTTP: wire.ProtoHTTP, typeTCP: wire.ProtoTCP, typeTLS: wire.ProtoTLS}[f.endpoint.Selected]
+	p.Subdomain, p.RemotePort = "", 0
+	if p.Type == wire.ProtoTCP {
+		if s := strings.TrimSpace(f.remotePort.Text); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				bad[settings.FieldRemotePort] = "Enter a port number, or leave it empty."
+			}
+			p.RemotePort = n
+		}
+	} else {
+		p.Subdomain = strings.TrimSpace(f.subdomain.Text)
+	}
+	p.Upstream = strings.TrimSpace(f.upstream.Text)
+	isHTTP := p.Type == wire.ProtoHTTP
+	p.UpstreamHTTP2 = f.http2.Checked && isHTTP
+	p.VerifyUpstreamTLS = f.verify.Checked
+	p.UpstreamCAFile = ""
+	if p.VerifyUpstreamTLS {
+		p.UpstreamCAFile = strings.TrimSpace(f.upstreamCA.Text)
+	}
+	p.RewriteHost = f.rewrite.Checked && isHTTP
+	p.BasicAuthUser = ""
+	if isHTTP {
+		p.BasicAuthUser = strings.TrimSpace(f.basicUser.Text)
+		basicPass = f.basicPass.Text
+		if p.BasicAuthUser != "" && basicPass == "" && (f.original.BasicAuthUser == "" || f.original.ID == "") {
+			bad[fieldBasicPass] = "Enter the password visitors must give."
+		}
+	}
+	p.StartWithApp = f.startWithApp.Checked
+	if !p.BuiltinRelay {
+		token = f.token.Text
+	}
+	return p, token, basicPass, bad
+}
+
+// sync enables the fields that apply to the current choices.
+func (f *profileForm) sync() {
+	if f.loading {
+		return
+	}
+	remote := f.relayMode.Selected == relayRemote
+	enable(remote, f.relayAddr, f.token, f.relayCA, f.fingerprint)
+	enable(remote, f.trust)
+	enable(remote && f.trust.Selected == trustCAFile, f.relayCA, f.relayCABrowse)
+	enable(remote && f.trust.Selected == trustFingerprint, f.fingerprint)
+	typ := f.endpoint.Selected
+	enable(typ != typeTCP, f.subdomain)
+	enable(typ == typeTCP, f.remotePort)
+	enable(typ == typeHTTP, f.http2, f.rewrite, f.basicUser, f.basicPass)
+	enable(f.verify.Checked, f.upstreamCA, f.upstreamCABrowse)
+	f.showNormalized()
+}
+
+type disableable interface {
+	Enable()
+	Disable()
+}
+
+func enable(on bool, ws ...disableable) {
+	for _, w := range ws {
+		if on {
+			w.Enable()
+		} else {
+			w.Disable()
+		}
+	}
+}
+
+// showNormalized shows, live, the upstream as the forwarder will use it.
+func (f *profileForm) showNormalized() {
+	p, _, _, _ := f.read()
+	if p.Upstream == "" {
+		f.normalized.SetText("")
+		return
+	}
+	u, err := p.NormalizedUpstream()
+	if err != nil {
+		f.normalized.Importance = widget.DangerImportance
+		f.normalized.SetText(err.Error())
+		return
+	}
+	f.normalized.Importance = widget.SuccessImportance
+	f.normalized.SetText("→ " + u)
+}
+
+// showProblems shows each problem under its field and clears the others.
+func (f *profileForm) showProblems(bad settings.Problems) {
+	for field, l := range f.errs {
+		if msg, ok := bad[field]; ok {
+			l.SetText(msg)
+			l.Show()
+		} else {
+			l.SetText("")
+			l.Hide()
+		}
+	}
+}
+
+// showFieldError shows one error under a field.
+func (f *profileForm) showFieldError(field settings.Field, msg string) {
+	if l, ok := f.errs[field]; ok {
+		l.SetText(msg)
+		l.Show()
+	}
+}

@@ -1,0 +1,70 @@
+package app
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	fyneapp "fyne.io/fyne/v2/app"
+
+	"fyne.io/fyne/v2"
+
+	"porthole/assets"
+	"porthole/autostart"
+	"porthole/engine"
+	"porthole/internal/instance"
+	"porthole/settings"
+)
+
+// Run starts the desktop app and returns when it quits. If the app already
+// runs, it brings that one's window forward instead and returns at once.
+// With background set, the window stays closed (as when started at login).
+func Run(background bool) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	dir, err := ConfigDir()
+	if err != nil {
+		return err
+	}
+	fy := fyneapp.NewWithID(ID)
+	fy.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
+
+	var a *App
+	show := make(chan struct{}, 1)
+	release, err := instance.Claim(filepath.Join(dir, "instance.sock"), func() {
+		select {
+		case show <- struct{}{}:
+		default:
+		}
+	})
+	if errors.Is(err, instance.ErrRunning) {
+		log.Info("already running; showed its window")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	a = New(fy, Options{
+		Store:      &settings.Store{Path: filepath.Join(dir, "profiles.json")},
+		Secrets:    settings.NewKeyring(),
+		Launcher:   autostart.New(autostart.App{ID: ID, Name: "Porthole", Exec: []string{exe, "--background"}}),
+		LocalRelay: &engine.LocalRelay{StateDir: filepath.Join(dir, "local-relay"), Logger: log},
+		Logger:     log,
+	})
+	fy.Lifecycle().SetOnStarted(func() {
+		a.Start(!background)
+		go func() {
+			for range show {
+				a.ui(a.ShowSettings)
+			}
+		}()
+	})
+	fy.Run()
+	return nil
+}

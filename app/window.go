@@ -1,0 +1,328 @@
+package app
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"porthole/forwarder"
+	"porthole/settings"
+	"porthole/tray"
+)
+
+// settingsWindow lists the profiles and edits the selected one.
+type settingsWindow struct {
+	a      *App
+	w      fyne.Window
+	list   *widget.List
+	form   *profileForm
+	notice *widget.Label
+	status *widget.Label
+	toggle *widget.Button
+	save   *widget.Button
+	remove *widget.Button
+	dup    *widget.Button
+
+	items    []tray.Item
+	selected string // profile ID
+
+	// saved, when set, receives the outcome of each save (tests wait on it).
+	saved chan error
+}
+
+// ShowSettings opens the settings window, or brings it forward. UI goroutine.
+func (a *App) ShowSettings() {
+	if a.win == nil {
+		a.win = newSettingsWindow(a)
+	}
+	a.win.w.Show()
+	a.win.w.RequestFocus()
+}
+
+func newSettingsWindow(a *App) *settingsWindow {
+	sw := &settingsWindow{a: a, w: a.fy.NewWindow("Porthole")}
+	sw.form = newProfileForm(func() fyne.Window { return sw.w })
+	sw.list = widget.NewList(
+		func() int { return len(sw.items) },
+		func() fyne.CanvasObject {
+			return container.NewHBox(widget.NewIcon(theme.MediaStopIcon()), widget.NewLabel("profile name — state"))
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			if id >= len(sw.items) {
+				return
+			}
+			it := sw.items[id]
+			row := o.(*fyne.Container)
+			icon := theme.MediaStopIcon()
+			switch {
+			case it.State.Phase == forwarder.Online:
+				icon = theme.ConfirmIcon()
+			case it.State.Phase == forwarder.Failed:
+				icon = theme.ErrorIcon()
+			case it.Running:
+				icon = theme.ViewRefreshIcon()
+			}
+			row.Objects[0].(*widget.Icon).SetResource(icon)
+			row.Objects[1].(*widget.Label).SetText(it.Name)
+		},
+	)
+	sw.list.OnSelected = func(id widget.ListItemID) {
+		if id < len(sw.items) {
+			sw.selectProfile(sw.items[id].ID)
+		}
+	}
+	add := widget.NewButtonWithIcon("Add", theme.ContentAddIcon(), sw.addProfile)
+	sw.dup = widget.NewButtonWithIcon("Duplicate", theme.ContentCopyIcon(), sw.duplicate)
+	sw.remove = widget.NewButtonWithIcon("Delete", theme.DeleteIcon(), sw.deleteSelected)
+	left := container.NewBorder(nil, container.NewGridWithColumns(1, add, sw.dup, sw.remove), nil, nil, sw.list)
+
+	sw.notice = widget.NewLabel("")
+	sw.notice.Importance = widget.DangerImportance
+	sw.notice.Wrapping = fyne.TextWrapWord
+	sw.notice.Hide()
+	sw.status = widget.NewLabel("")
+	sw.status.Wrapping = fyne.TextWrapWord
+	sw.toggle = widget.NewButtonWithIcon("Start", theme.MediaPlayIcon(), sw.toggleSelected)
+	sw.save = widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), sw.saveForm)
+	sw.save.Importance = widget.HighImportance
+	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(sw.toggle, sw.save), sw.status)
+	right := container.NewBorder(sw.notice, bottom, nil, nil, container.NewVScroll(container.NewPadded(sw.form.content)))
+
+	split := container.NewHSplit(left, right)
+	split.Offset = 0.25
+	sw.w.SetContent(split)
+	sw.w.Resize(fyne.NewSize(900, 680))
+	sw.w.SetCloseIntercept(sw.w.Hide) // closing keeps Porthole in the tray
+
+	a.mu.Lock()
+	notice := a.notice
+	a.mu.Unlock()
+	if notice != "" {
+		sw.notice.SetText(notice)
+		sw.notice.Show()
+	}
+	sw.refresh(a.snapshot())
+	if len(sw.items) > 0 {
+		sw.list.Select(0)
+	} else {
+		sw.showEmpty()
+	}
+	return sw
+}
+
+// refresh shows the current states. UI goroutine.
+func (sw *settingsWindow) refresh(items []tray.Item) {
+	sw.items = items
+	sw.list.Refresh()
+	sw.showState()
+}
+
+func (sw *settingsWindow) item(id string) (tray.Item, bool) {
+	i := slices.IndexFunc(sw.items, func(it tray.Item) bool { return it.ID == id })
+	if i < 0 {
+		return tray.Item{}, false
+	}
+	return sw.items[i], true
+}
+
+// showState updates the status line and the Start/Stop button.
+func (sw *settingsWindow) showState() {
+	it, ok := sw.item(sw.selected)
+	if !ok {
+		return
+	}
+	sw.status.SetText(it.Name + ": " + tray.Status(it.State, time.Now()))
+	if it.Running {
+		sw.toggle.SetText("Stop")
+		sw.toggle.SetIcon(theme.MediaStopIcon())
+	} else {
+		sw.toggle.SetText("Start")
+		sw.toggle.SetIcon(theme.MediaPlayIcon())
+	}
+}
+
+func (sw *settingsWindow) showEmpty() {
+	sw.selected = ""
+	sw.form.content.Hide()
+	sw.toggle.Disable()
+	sw.save.Disable()
+	sw.remove.Disable()
+	sw.dup.Disable()
+	sw.status.SetText("No profiles. Add one to put a local service online.")
+}
+
+// selectProfile loads a saved profile into the form and, off the UI
+// goroutine, asks the keyring whether its token is there.
+func (sw *settingsWindow) selectProfile(id string) {
+	p, ok := sw.a.profile(id)
+	if !ok {
+		return
+	}
+	sw.selected = id
+	sw.form.content.Show()
+	sw.toggle.Enable()
+	sw.save.Enable()
+	sw.remove.Enable()
+	sw.dup.Enable()
+	sw.form.set(p)
+	sw.showState()
+	if p.BuiltinRelay {
+		return
+	}
+	if !p.HasToken {
+		sw.form.token.SetPlaceHolder("No token saved (type one to save it in the keyring)")
+		return
+	}
+	sw.form.token.SetPlaceHolder("Checking the keyring…")
+	go func() {
+		_, err := sw.a.secrets.Get(p.ID, settings.SecretToken)
+		sw.a.ui(func() {
+			if sw.selected != p.ID {
+				return
+			}
+			switch {
+			case err == nil:
+				sw.form.token.SetPlaceHolder("Saved in the keyring (type to replace)")
+			case errors.Is(err, settings.ErrNoSecret):
+				sw.form.token.SetPlaceHolder("Not in the keyring any more (type it again)")
+			default:
+				sw.form.token.SetPlaceHolder("")
+				sw.form.showFieldError(fieldToken, keyringMessage(err))
+			}
+		})
+	}()
+}
+
+// keyringMessage explains a keyring failure in plain words.
+func keyringMessage(err error) string {
+	switch {
+	case errors.Is(err, settings.ErrKeyringLocked):
+		return "The system keyring is locked or did not answer. Unlock it and try again; profiles without a token still work."
+	case errors.Is(err, settings.ErrKeyringUnavailable):
+		return err.Error() + ". Tokens cannot be saved or read; profiles without a token still work."
+	}
+	return err.Error()
+}
+
+// saveForm validates the form and, if it is valid, saves it off the UI
+// goroutine. Invalid input is shown at the field and nothing is saved.
+func (sw *settingsWindow) saveForm() {
+	p, token, pass, bad := sw.form.read()
+	for f, msg := range p.Validate() {
+		if _, ok := bad[f]; !ok {
+			bad[f] = msg
+		}
+	}
+	if p.Name != "" && sw.a.nameTaken(p) {
+		bad[settings.FieldName] = "Another profile has this name."
+	}
+	sw.form.showProblems(bad)
+	if len(bad) > 0 {
+		sw.status.SetText("Not saved: fix the fields marked in red.")
+		sw.report(bad)
+		return
+	}
+	sw.save.Disable()
+	sw.status.SetText("Saving…")
+	go func() {
+		err := sw.a.saveProfile(p, token, pass)
+		sw.a.ui(func() {
+			sw.save.Enable()
+			var fe *fieldError
+			switch {
+			case errors.As(err, &fe):
+				sw.form.showFieldError(fe.field, keyringMessage(fe.err))
+				sw.status.SetText("Not saved: the keyring refused the secret.")
+			case err != nil:
+				sw.status.SetText("Not saved: " + err.Error())
+			default:
+				sw.form.token.SetText("")
+				sw.form.basicPass.SetText("")
+				sw.a.refresh()
+				sw.selectProfile(p.ID)
+				sw.status.SetText("Saved.")
+			}
+			sw.report(err)
+		})
+	}()
+}
+
+func (sw *settingsWindow) report(err error) {
+	if sw.saved != nil {
+		sw.saved <- err
+	}
+}
+
+func (sw *settingsWindow) toggleSelected() {
+	if sw.selected != "" {
+		sw.a.toggle(sw.selected)
+	}
+}
+
+func (sw *settingsWindow) addProfile() {
+	p := settings.Example()
+	p.Name, p.Subdomain = "New tunnel", ""
+	sw.create(p, "")
+}
+
+func (sw *settingsWindow) duplicate() {
+	if p, ok := sw.a.profile(sw.selected); ok {
+		p.Name += " copy"
+		p.StartWithApp = false
+		if p.Subdomain != "" {
+			p.Subdomain = "" // two tunnels cannot share a name
+		}
+		sw.create(p, p.ID)
+	}
+}
+
+// create saves a new profile off the UI goroutine and selects it.
+func (sw *settingsWindow) create(p settings.Profile, copyFrom string) {
+	go func() {
+		saved, err := sw.a.addProfile(p, copyFrom)
+		sw.a.ui(func() {
+			if err != nil {
+				sw.status.SetText("Not added: " + err.Error())
+				return
+			}
+			sw.a.refresh()
+			if i := slices.IndexFunc(sw.items, func(it tray.Item) bool { return it.ID == saved.ID }); i >= 0 {
+				sw.list.Select(i)
+			}
+		})
+	}()
+}
+
+func (sw *settingsWindow) deleteSelected() {
+	p, ok := sw.a.profile(sw.selected)
+	if !ok {
+		return
+	}
+	dialog.ShowConfirm("Delete "+p.Name+"?",
+		"The tunnel stops, and its profile and secrets are removed.", func(yes bool) {
+			if !yes {
+				return
+			}
+			go func() {
+				err := sw.a.deleteProfile(p.ID)
+				sw.a.ui(func() {
+					sw.a.refresh()
+					sw.list.UnselectAll()
+					if len(sw.items) > 0 {
+						sw.list.Select(0)
+					} else {
+						sw.showEmpty()
+					}
+					if err != nil {
+						sw.status.SetText(err.Error())
+					}
+				})
+			}()
+		}, sw.w)
+}
