@@ -57,14 +57,13 @@ func Run(background bool) error {
 		LocalRelay: &engine.LocalRelay{StateDir: filepath.Join(dir, "local-relay"), Logger: log},
 		Logger:     log,
 	})
-	fy.Lifecycle().SetOnStarted(func() {
-		a.Start(!background)
-		go func() {
-			for range show {
-				a.ui(a.ShowSettings)
-			}
-		}()
-	})
+	// The tray must be set up before Run: Fyne starts it as its loop begins.
+	a.Start(!background)
+	go func() {
+		for range show {
+			a.ui(a.ShowSettings)
+		}
+	}()
 	fy.Run()
 	return nil
 }

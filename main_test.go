@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"porthole/internal/desktoptest"
+	tt "porthole/internal/tunneltest"
+	"porthole/relay"
+	"porthole/settings"
+)
+
+// desktopBin is the desktop app, built once for the test.
+var desktopBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "porthole-desktop")
+	if err != nil {
+		panic(err)
+	}
+	desktopBin = filepath.Join(dir, "porthole-desktop")
+	if out, err := exec.Command("go", "build", "-o", desktopBin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic("build: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// desktopApp is the real app binary running in a private session.
+type desktopApp struct {
+	cmd  *exec.Cmd
+	log  *strings.Builder
+	done chan struct{}
+}
+
+func launch(t *testing.T, env []string, args ...string) *desktopApp {
+	t.Helper()
+	cmd := exec.Command(desktopBin, args...)
+	cmd.Env = env
+	a := &desktopApp{cmd: cmd, log: &strings.Builder{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(a.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-a.done
+		t.Logf("app %v log:\n%s", args, a.log)
+	})
+	return a
+}
+
+func (a *desktopApp) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-a.done:
+		return a.cmd.ProcessState.ExitCode()
+	case <-time.After(60 * time.Second):
+		t.Fatal("the app did not exit")
+	}
+	return -1
+}
+
+func xdotool(ctx context.Context, display string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "xdotool", args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// TestDesktopApp runs the real app binary under Xvfb with a private D-Bus
+// session, gnome-keyring and a tray host, and uses it as a person would:
+// through the tray menu and the settings window.
+func TestDesktopApp(t *testing.T) {
+	desktoptest.Need(t, "xdotool", "import", "convert")
+	display := desktoptest.StartXvfb(t)
+	bus := desktoptest.StartBus(t)
+	desktoptest.StartKeyring(t, bus, true)
+	host := desktoptest.StartTrayHost(t, bus)
+
+	// A real relay that wants a token, and a service behind it.
+	rc := tt.RelayConfig(t)
+	rc.Tokens = []relay.Token{{Secret: "desktop-token"}}
+	srv := tt.StartRelay(t, rc)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served from the desktop") }))
+	defer up.Close()
+
+	// A saved profile for that relay; its token goes into the keyring
+	// through the app's own secrets layer, on the private bus.
+	home := t.TempDir()
+	config := filepath.Join(home, ".config")
+	p := settings.Example()
+	p.Name, p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = "web", false, srv.AgentAddr(), srv.Fingerprint()
+	p.Subdomain, p.Upstream, p.HasToken = "web", up.URL, true
+	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{p}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus)
+	if err := settings.NewKeyring().Set(p.ID, settings.SecretToken, "desktop-token"); err != nil {
+		t.Fatalf("store the token in gnome-keyring: %v", err)
+	}
+
+	env := append(os.Environ(),
+		"DISPLAY="+display, "DBUS_SESSION_BUS_ADDRESS="+bus,
+		"HOME="+home, "XDG_CONFIG_HOME="+config, "LANG=en_US.UTF-8",
+	)
+	app := launch(t, env, "--background")
+	item := host.WaitItem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Started at login: the window stays closed.
+	if out, err := xdotool(ctx, display, "search", "--onlyvisible", "--name", "^Porthole$"); err == nil {
+		t.Errorf("a window is visible after --background: %s", out)
+	}
+
+	menu := host.WaitMenu(t, item, "the profile", func(m []desktoptest.MenuItem) bool {
+		_, ok := desktoptest.Find(m, "web — stopped")
+		return ok
+	})
+	for _, want := range []string{"Settings…", "Start at login", "Quit"} {
+		if _, ok := desktoptest.Find(menu, want); !ok {
+			t.Errorf("menu lacks %q: %v", want, menu)
+		}
+	}
+	web, _ := desktoptest.Find(menu, "web — ")
+	if web.Checked {
+		t.Errorf("a stopped profile is checked: %v", web)
+	}
+
+	// Click the profile: its forwarder comes online through the relay.
+	host.Click(t, item, web.ID)
+	menu = host.WaitMenu(t, item, "the profile online", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "web — online at http://web.localhost:")
+		return ok && it.Checked
+	})
+	online, _ := desktoptest.Find(menu, "web — online at ")
+	url := strings.TrimPrefix(online.Label, "web — online at ")
+	if _, ok := desktoptest.Find(menu, "Copy "+url); !ok {
+		t.Errorf("no copy item for %s: %v", url, menu)
+	}
+	resp, err := tt.Client(srv).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "served from the desktop" {
+		t.Errorf("through the tunnel: %d %q", resp.StatusCode, body)
+	}
+	if n := host.WaitNotification(t, "web is online"); n.Body != url {
+		t.Errorf("notification body %q, want %q", n.Body, url)
+	}
+
+	// Click again: it stops.
+	host.Click(t, item, online.ID)
+	menu = host.WaitMenu(t, item, "the profile stopped", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "web — stopped")
+		return ok && !it.Checked
+	})
+
+	// Start at login writes the XDG autostart entry; unchecking removes it.
+	// (Every change rebuilds the menu, so item IDs come from the latest read.)
+	entry := filepath.Join(config, "autostart", "dev.porthole.app.desktop")
+	login, _ := desktoptest.Find(menu, "Start at login")
+	host.Click(t, item, login.ID)
+	menu = host.WaitMenu(t, item, "start at login checked", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "Start at login")
+		return ok && it.Checked
+	})
+	raw, err := os.ReadFile(entry)
+	if err != nil || !strings.Contains(string(raw), `Exec="`+desktopBin+`" "--background"`) {
+		t.Errorf("autostart entry: %v\n%s", err, raw)
+	}
+	login, _ = desktoptest.Find(menu, "Start at login")
+	host.Click(t, item, login.ID)
+	host.WaitMenu(t, item, "start at login unchecked", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "Start at login")
+		return ok && !it.Checked
+	})
+	if _, err := os.Stat(entry); !os.IsNotExist(err) {
+		t.Errorf("autostart entry still there: %v", err)
+	}
+
+	// A second launch brings the running app's window forward and exits.
+	second := launch(t, env)
+	if code := second.wait(t); code != 0 {
+		t.Errorf("second launch exit %d", code)
+	}
+	win, err := xdotool(ctx, display, "search", "--sync", "--onlyvisible", "--name", "^Porthole$")
+	if err != nil {
+		t.Fatalf("the settings window did not appear: %v", err)
+	}
+	assertNotBlank(t, display, strings.Fields(win)[0])
+
+	// Quit from the tray stops everything and exits cleanly.
+	menu = host.Menu(t, item)
+	quit, _ := desktoptest.Find(menu, "Quit")
+	host.Click(t, item, quit.ID)
+	if code := app.wait(t); code != 0 {
+		t.Errorf("exit %d after Quit", code)
+	}
+}
+
+// assertNotBlank takes a screenshot of the window and checks that it shows
+// more than a flat colour (a rendered form has text, fields and buttons).
+func assertNotBlank(t *testing.T, display, window string) {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "window.png")
+	// The window is mapped; wait for the app to have drawn into it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cmd := exec.Command("import", "-window", window, shot)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("screenshot: %v\n%s", err, out)
+		}
+		out, err := exec.Command("convert", shot, "-format", "%k", "info:").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		colours, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		if colours > 50 {
+			t.Logf("window screenshot has %d colours", colours)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the window looks blank (%d colours)", colours)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
