@@ -243,4 +243,3 @@ func assertNotBlank(t *testing.T, display, window string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
