@@ -243,3 +243,14 @@ func assertNotBlank(t *testing.T, display, window string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestPackagingDesktopEntry checks the menu entry that packaging installs.
+func TestPackagingDesktopEntry(t *testing.T) {
+	desktoptest.Need(t, "desktop-file-validate")
+	if out, err := exec.Command("desktop-file-validate", "packaging/porthole.desktop").CombinedOutput(); err != nil {
+		t.Errorf("packaging/porthole.desktop: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("packaging/icons/dev.porthole.app.png"); err != nil {
+		t.Errorf("packaging icon: %v", err)
+	}
+}
