@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,7 +49,12 @@ func setup() (*bench, error) {
 	}
 	b := &bench{dir: dir, porthole: filepath.Join(dir, "porthole")}
 	log.Printf("building porthole (CGO_ENABLED=0)")
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("find the module: %v", err)
+	}
 	build := exec.Command("go", "build", "-o", b.porthole, "./cmd/porthole")
+	build.Dir = strings.TrimSpace(string(root))
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v\n%s", err, out)
@@ -77,7 +83,7 @@ func setup() (*bench, error) {
 	}
 	if _, err := exec.LookPath("iperf3"); err == nil {
 		b.tcpTarget = freePort()
-		if b.iperfd, err = startProc("iperf3", "iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(b.tcpTarget)); err != nil {
+		if b.iperfd, err = startProc("iperf3", "iperf3", "-s", "--forceflush", "-B", "127.0.0.1", "-p", strconv.Itoa(b.tcpTarget)); err != nil {
 			return nil, err
 		}
 		if _, err := b.iperfd.await(`Server listening on`); err != nil {
@@ -182,7 +188,11 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 			tunnel = append(tunnel, r.bitsSec)
 		}
 		target := map[int]float64{1: 0.30, 8: 0.35}[streams]
-		rep.ratio(fmt.Sprintf("TCP, %d stream(s)", streams), median(direct), median(tunnel), gbit, target)
+		name := "TCP, 1 stream"
+		if streams > 1 {
+			name = fmt.Sprintf("TCP, %d parallel streams", streams)
+		}
+		rep.ratio(name, median(direct), median(tunnel), gbit, target)
 	}
 
 	// HTTP: small and large responses, with the relay's and forwarder's use.

@@ -40,7 +40,7 @@ func httpLoad(url, host string, conns int, d time.Duration) (httpResult, error) 
 var (
 	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
 	wrkBytes   = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)([KMG]?B)`)
-	wrkPercent = regexp.MustCompile(`(?m)^\s+(50|99)\.000%\s+([\d.]+)(us|ms|s)`)
+	wrkPercent = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)`)
 )
 
 func wrk(url, host string, conns int, d time.Duration) (httpResult, error) {

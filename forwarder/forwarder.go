@@ -166,13 +166,17 @@ func (f *Forwarder) forwardings() []Forwarding {
 func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: f.relayTLS}
-	conn, err := d.DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
+	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
 	if err != nil {
+		return nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+	}
+	conn := wire.NewSessionConn(raw, f.relayTLS, false)
+	if err := conn.HandshakeContext(dialCtx); err != nil {
+		raw.Close()
 		if isTrustError(err) {
 			return nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
 		}
-		return nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
 	}
 	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

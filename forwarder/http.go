@@ -188,7 +188,7 @@ func classifyUpstreamError(err error, up Upstream) (int, httperr.Code, string) {
 // bufferPool lends ReverseProxy its copy buffers.
 type bufferPool struct{}
 
-var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }

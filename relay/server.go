@@ -27,7 +27,7 @@ type Server struct {
 	agentLn, httpLn, httpsLn net.Listener
 	httpSrv, httpsSrv        *http.Server
 	httpsConns               *netutil.ChanListener
-	publicTLS                *tls.Config
+	publicTLS, agentTLS      *tls.Config
 
 	mu       sync.Mutex
 	closed   bool
@@ -90,12 +90,12 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return fmt.Errorf("%s listener %s: %w", what, addr, err)
 	}
-	agentTLS := &tls.Config{
+	s.agentTLS = &tls.Config{
 		Certificates: []tls.Certificate{s.cert},
 		MinVersion:   tls.VersionTLS13,
 		NextProtos:   []string{wire.ALPN},
 	}
-	if s.agentLn, err = tls.Listen("tcp", s.cfg.AgentAddr, agentTLS); err != nil {
+	if s.agentLn, err = net.Listen("tcp", s.cfg.AgentAddr); err != nil {
 		return fail("agent", s.cfg.AgentAddr, err)
 	}
 	s.tcpHost, _, _ = net.SplitHostPort(s.cfg.AgentAddr)

@@ -100,9 +100,15 @@ func newSessionID() string {
 }
 
 // serveAgent runs one agent connection from TLS handshake to close.
-func (s *Server) serveAgent(conn net.Conn) {
-	log := s.log.With("agent", conn.RemoteAddr().String())
-	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
+func (s *Server) serveAgent(raw net.Conn) {
+	log := s.log.With("agent", raw.RemoteAddr().String())
+	raw.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
+	conn := wire.NewSessionConn(raw, s.agentTLS, true)
+	if err := conn.Handshake(); err != nil {
+		log.Debug("agent TLS handshake failed", "err", err)
+		raw.Close()
+		return
+	}
 	ys, err := yamux.Server(conn, wire.YamuxConfig(s.cfg.KeepAliveInterval, slog.NewLogLogger(log.Handler(), slog.LevelDebug)))
 	if err != nil {
 		conn.Close()

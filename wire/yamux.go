@@ -9,7 +9,7 @@ import (
 
 // StreamWindow is the per-stream receive window. A larger window lets one
 // stream fill a fast link; memory is only committed as data is buffered.
-const StreamWindow = 1 << 20
+const StreamWindow = 256 << 10
 
 // YamuxConfig returns the session settings both ends use.
 func YamuxConfig(keepAlive time.Duration, logger *log.Logger) *yamux.Config {

@@ -9,18 +9,56 @@ import (
 	"sync"
 )
 
-// bufSize is the copy buffer size: large enough to fill a TLS record and a
-// yamux frame, small enough that thousands of idle pipes stay cheap (buffers
-// are only held while data moves).
-const bufSize = 32 << 10
+// Copy buffer sizes. An idle connection waits in Read with a small buffer;
+// once reads fill it, the copy borrows a large pooled buffer (fewer system
+// calls, fuller TLS records and yamux frames) and gives it back when the
+// flow slows down. Thousands of idle tunneled connections stay cheap.
+const (
+	smallBuf = 2 << 10
+	bigBuf   = 128 << 10
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var bigPool = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
 
-// Copy copies src to dst with a pooled buffer.
+// Copy copies src to dst until EOF or an error, like io.Copy, but never
+// holds a large buffer while the source is idle.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	return io.CopyBuffer(dst, src, *bp)
+	var written int64
+	small := make([]byte, smallBuf)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigPool.Put(big)
+		}
+	}()
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			written += int64(w)
+			if werr != nil {
+				return written, werr
+			}
+			if w != n {
+				return written, io.ErrShortWrite
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return written, nil
+			}
+			return written, rerr
+		}
+		switch {
+		case big == nil && n == len(small):
+			big = bigPool.Get().(*[]byte)
+			buf = *big
+		case big != nil && n < smallBuf:
+			bigPool.Put(big)
+			big, buf = nil, small
+		}
+	}
 }
 
 type closeWriter interface{ CloseWrite() error }
