@@ -19,6 +19,9 @@ import (
 	"time"
 )
 
+// analysisHeading starts the part of the -out file that the harness keeps.
+const analysisHeading = "## Analysis"
+
 func main() {
 	serve := flag.String("serve-upstream", "", "internal: run the upstream servers on this address prefix and print their ports")
 	duration := flag.Duration("duration", 5*time.Second, "length of each load run")
@@ -47,6 +50,12 @@ func main() {
 	text := rep.markdown()
 	fmt.Print(text)
 	if *out != "" {
+		// Keep the hand-written analysis that follows the generated tables.
+		if old, err := os.ReadFile(*out); err == nil {
+			if i := strings.Index(string(old), "\n"+analysisHeading); i >= 0 {
+				text += string(old[i:])
+			}
+		}
 		if err := os.WriteFile(*out, []byte(text), 0o644); err != nil {
 			log.Fatal(err)
 		}

@@ -106,8 +106,8 @@ func upstreamTransport(tn *tunnel, c *Config) (*http.Transport, error) {
 		ResponseHeaderTimeout: c.ResponseTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
 	}
 	var protos http.Protocols
 	switch {
@@ -188,7 +188,7 @@ func classifyUpstreamError(err error, up Upstream) (int, httperr.Code, string) {
 // bufferPool lends ReverseProxy its copy buffers.
 type bufferPool struct{}
 
-var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }

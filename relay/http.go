@@ -70,8 +70,8 @@ func (s *Server) newHTTPProxy(b *binding) {
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
 		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)

@@ -75,7 +75,7 @@ func (s *Server) forwardRaw(b *binding, c net.Conn) {
 // bufferPool lends ReverseProxy its copy buffers.
 type bufferPool struct{}
 
-var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }

@@ -28,7 +28,7 @@ const (
 	// HandshakeTimeout bounds the TLS handshake plus Hello/Welcome exchange.
 	HandshakeTimeout = 10 * time.Second
 	// DefaultStreamsPerSession caps concurrent streams in one session.
-	DefaultStreamsPerSession = 4096
+	DefaultStreamsPerSession = 10000
 	// KeepAliveInterval is the default yamux ping interval.
 	KeepAliveInterval = 15 * time.Second
 )
