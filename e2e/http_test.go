@@ -467,3 +467,23 @@ func TestH2CIsPriorKnowledge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRelayWithGivenCertificate runs the relay with --tls-cert/--tls-key:
+// the agent trusts it by CA file, and public HTTPS clients verify it.
+func TestRelayWithGivenCertificate(t *testing.T) {
+	cert := tt.NewCert(t, "localhost", "*.localhost", "127.0.0.1")
+	rc := tt.RelayConfig(t)
+	rc.TLSCertFile, rc.TLSKeyFile = cert.CertFile, cert.KeyFile
+	srv := tt.StartRelay(t, rc)
+	up := httptest.NewServer(protoHandler())
+	defer up.Close()
+	cfg := tt.AgentConfig(t, srv, httpTunnel(up.URL))
+	cfg.RelayFingerprint, cfg.RelayCAFile = "", cert.CertFile
+	_, st := tt.StartAgent(t, cfg)
+	tr := tt.Client(srv).Transport.(*http.Transport)
+	tr.TLSClientConfig = &tls.Config{RootCAs: cert.Pool}
+	resp, body := get(t, &http.Client{Transport: tr}, tt.URL(t, st, "https"))
+	if resp.StatusCode != 200 || resp.TLS == nil || resp.ProtoMajor != 2 || body != "proto=1 tls=false" {
+		t.Errorf("verified HTTPS through the relay: %d proto %d %q", resp.StatusCode, resp.ProtoMajor, body)
+	}
+}
