@@ -311,12 +311,5 @@ func TestNoGoroutinesLeftAfterLoad(t *testing.T) {
 		wg.Wait()
 		echo.Close()
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tt.WaitGoroutines(t, base)
 }

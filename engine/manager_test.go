@@ -105,14 +105,7 @@ func TestManagerStartStopWithBuiltinRelay(t *testing.T) {
 	local.Close()
 	up.Close()
 	tt.Client(srv).CloseIdleConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left, baseline %d\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tt.WaitGoroutines(t, base)
 }
 
 func TestManagerReportsKeyringFailure(t *testing.T) {
