@@ -20,6 +20,9 @@ porthole:
 build: porthole
 	go build -o bin/porthole-desktop .
 
+# Porthole.tar.xz: the desktop app (as porthole-desktop, beside the porthole
+# command line), its menu entry and icon; `sudo make install` inside it installs.
 package:
 	scripts/deps.sh run
-	go run fyne.io/tools/cmd/fyne@v1.7.4 package -os linux --release
+	go build -o bin/porthole-desktop .
+	go run fyne.io/tools/cmd/fyne@v1.7.4 package -os linux --release --exe bin/porthole-desktop
