@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 	"github.com/zalando/go-keyring"
 
 	"porthole/settings"
@@ -115,7 +116,7 @@ func TestInvalidInputIsShownAndNotSaved(t *testing.T) {
 	before, _ := os.ReadFile(store.Path)
 
 	f.upstream.SetText("99999")
-	if !strings.Contains(f.normalized.Text, "out of range") {
+	if f.normalized.Text != "Port 99999 is out of range 1-65535." {
 		t.Errorf("live feedback = %q", f.normalized.Text)
 	}
 	f.subdomain.SetText("Not_Valid")
@@ -124,11 +125,11 @@ func TestInvalidInputIsShownAndNotSaved(t *testing.T) {
 	if !errors.As(err, &bad) || len(bad) != 2 {
 		t.Fatalf("save = %v, want two problems", err)
 	}
-	for field, says := range map[settings.Field]string{settings.FieldUpstream: "out of range", settings.FieldSubdomain: "lowercase"} {
-		l := f.errs[field]
-		if !l.Visible() || !strings.Contains(l.Text, says) {
-			t.Errorf("%s error shown=%v %q", field, l.Visible(), l.Text)
-		}
+	if l := f.errs[settings.FieldSubdomain]; !l.Visible() || !strings.Contains(l.Text, "lowercase") {
+		t.Errorf("subdomain error shown=%v %q", l.Visible(), l.Text)
+	}
+	if l := f.normalized; l.Importance != widget.DangerImportance || l.Text != "Port 99999 is out of range 1-65535." {
+		t.Errorf("upstream problem %q (importance %v)", l.Text, l.Importance)
 	}
 	if f.errs[settings.FieldName].Visible() {
 		t.Error("an error shows at a valid field")
@@ -143,8 +144,8 @@ func TestInvalidInputIsShownAndNotSaved(t *testing.T) {
 	if err := save(t, sw); err != nil {
 		t.Fatalf("save after fixing: %v", err)
 	}
-	if f.errs[settings.FieldUpstream].Visible() {
-		t.Error("the error stays after fixing")
+	if f.normalized.Text != "→ http://localhost:8080" || f.errs[settings.FieldSubdomain].Visible() {
+		t.Errorf("after fixing: %q, subdomain error shown %v", f.normalized.Text, f.errs[settings.FieldSubdomain].Visible())
 	}
 }
 

@@ -113,7 +113,8 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	add("Endpoint", f.endpoint, settings.FieldType)
 	add("Subdomain", f.subdomain, settings.FieldSubdomain)
 	add("Remote port", f.remotePort, settings.FieldRemotePort)
-	add("Upstream", container.NewVBox(f.upstream, f.normalized), settings.FieldUpstream)
+	// The upstream's problems show in the live line under it.
+	add("Upstream", container.NewVBox(f.upstream, f.normalized), "")
 	add("", f.http2, "")
 	add("", f.verify, "")
 	add("Upstream CA", container.NewBorder(nil, nil, nil, f.upstreamCABrowse, f.upstreamCA), settings.FieldUpstreamCA)
@@ -295,16 +296,25 @@ func (f *profileForm) showNormalized() {
 	}
 	u, err := p.NormalizedUpstream()
 	if err != nil {
-		f.normalized.Importance = widget.DangerImportance
-		f.normalized.SetText(err.Error())
+		f.showUpstreamProblem(p.Validate()[settings.FieldUpstream])
 		return
 	}
 	f.normalized.Importance = widget.SuccessImportance
 	f.normalized.SetText("→ " + u)
 }
 
+func (f *profileForm) showUpstreamProblem(msg string) {
+	f.normalized.Importance = widget.DangerImportance
+	f.normalized.SetText(msg)
+}
+
 // showProblems shows each problem under its field and clears the others.
 func (f *profileForm) showProblems(bad settings.Problems) {
+	if msg, ok := bad[settings.FieldUpstream]; ok {
+		f.showUpstreamProblem(msg)
+	} else {
+		f.showNormalized()
+	}
 	for field, l := range f.errs {
 		if msg, ok := bad[field]; ok {
 			l.SetText(msg)

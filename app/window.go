@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"time"
 
@@ -26,6 +27,8 @@ type settingsWindow struct {
 	status *widget.Label
 	toggle *widget.Button
 	save   *widget.Button
+	link   *widget.Hyperlink // the public URL of an online profile
+	copy   *widget.Button
 	remove *widget.Button
 	dup    *widget.Button
 
@@ -91,7 +94,16 @@ func newSettingsWindow(a *App) *settingsWindow {
 	sw.toggle = widget.NewButtonWithIcon("Start", theme.MediaPlayIcon(), sw.toggleSelected)
 	sw.save = widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), sw.saveForm)
 	sw.save.Importance = widget.HighImportance
-	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(sw.toggle, sw.save), sw.status)
+	sw.link = widget.NewHyperlink("", nil)
+	sw.link.Hide()
+	sw.copy = widget.NewButtonWithIcon("", theme.ContentCopyIcon(), func() {
+		if sw.link.URL != nil {
+			a.fy.Clipboard().SetContent(sw.link.URL.String())
+			sw.status.SetText("Copied " + sw.link.URL.String())
+		}
+	})
+	sw.copy.Hide()
+	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(sw.link, sw.copy, sw.toggle, sw.save), sw.status)
 	right := container.NewBorder(sw.notice, bottom, nil, nil, container.NewVScroll(container.NewPadded(sw.form.content)))
 
 	split := container.NewHSplit(left, right)
@@ -138,6 +150,17 @@ func (sw *settingsWindow) showState() {
 		return
 	}
 	sw.status.SetText(it.Name + ": " + tray.Status(it.State, time.Now()))
+	sw.link.Hide()
+	sw.copy.Hide()
+	if it.State.Phase == forwarder.Online && len(it.State.Forwarding) > 0 {
+		if u, err := url.Parse(it.State.Forwarding[0].URL); err == nil {
+			sw.status.SetText(it.Name + ": online at")
+			sw.link.SetText(u.String())
+			sw.link.SetURL(u)
+			sw.link.Show()
+			sw.copy.Show()
+		}
+	}
 	if it.Running {
 		sw.toggle.SetText("Stop")
 		sw.toggle.SetIcon(theme.MediaStopIcon())

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -338,31 +340,16 @@ func (f *Forwarder) handleStream(st *yamux.Stream) {
 	t.raw.serve(st, h)
 }
 
+// boundPort returns the public port of a TCP tunnel's bound URL.
 func boundPort(b wire.Bound) int {
-	for _, u := range b.URLs {
-		if _, port, err := net.SplitHostPort(hostOf(u)); err == nil {
-			var p int
-			fmt.Sscan(port, &p)
-			return p
+	for _, raw := range b.URLs {
+		if u, err := url.Parse(raw); err == nil {
+			if p, err := strconv.Atoi(u.Port()); err == nil {
+				return p
+			}
 		}
 	}
 	return 0
-}
-
-func hostOf(rawURL string) string {
-	if _, rest, ok := cutScheme(rawURL); ok {
-		return rest
-	}
-	return rawURL
-}
-
-func cutScheme(s string) (string, string, bool) {
-	for i := 0; i+2 < len(s); i++ {
-		if s[i:i+3] == "://" {
-			return s[:i], s[i+3:], true
-		}
-	}
-	return "", s, false
 }
 
 // yamuxConfig is shared by both ends of a session.

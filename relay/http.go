@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -97,11 +97,9 @@ func (s *Server) newHTTPProxy(b *binding) {
 			b.sess.log.Debug("request to agent failed", "err", err)
 			httperr.Write(w, http.StatusBadGateway, httperr.TunnelBroken, "The tunnel "+r.Host+" failed during the request.")
 		},
-		ErrorLog: s.httpSrvErrorLog(),
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
-
-func (s *Server) httpSrvErrorLog() *log.Logger { return slogLogger(s.log) }
 
 // setForwarded appends the client IP to X-Forwarded-For and the public
 // scheme to X-Forwarded-Proto, and sets X-Forwarded-Host to the public host.

@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"log"
-	"log/slog"
 	"net"
 	"sync"
 
@@ -79,5 +77,3 @@ var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b
 
 func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }
-
-func slogLogger(l *slog.Logger) *log.Logger { return slog.NewLogLogger(l.Handler(), slog.LevelDebug) }
