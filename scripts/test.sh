@@ -13,6 +13,11 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# Each OS's autostart file compiles, and the command line cross-builds without cgo.
+for os in windows darwin; do
+	GOOS=$os go vet ./autostart
+	GOOS=$os CGO_ENABLED=0 go build -o /dev/null ./cmd/porthole
+done
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 export PORTHOLE_DESKTOP_TESTS=require
 go test -race -count=1 -timeout 30m ./...
