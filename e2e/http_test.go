@@ -388,7 +388,9 @@ func TestBasicAuth(t *testing.T) {
 	req, _ := http.NewRequest("GET", url, nil)
 	req.SetBasicAuth("alice", "wrong")
 	if resp, err := client.Do(req); err != nil || resp.StatusCode != 401 {
-		t.Errorf("wrong password: %v %v", resp.StatusCode, err)
+		t.Errorf("wrong password: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	req.SetBasicAuth("alice", "wonderland")
 	resp, err := client.Do(req)
@@ -485,5 +487,38 @@ func TestRelayWithGivenCertificate(t *testing.T) {
 	resp, body := get(t, &http.Client{Transport: tr}, tt.URL(t, st, "https"))
 	if resp.StatusCode != 200 || resp.TLS == nil || resp.ProtoMajor != 2 || body != "proto=1 tls=false" {
 		t.Errorf("verified HTTPS through the relay: %d proto %d %q", resp.StatusCode, resp.ProtoMajor, body)
+	}
+}
+
+// TestKeptAliveConnectionStaysWithItsTunnel sends a second request for
+// another tunnel on a connection the relay routed to the first: the agent
+// answers 421 instead of serving it.
+func TestKeptAliveConnectionStaysWithItsTunnel(t *testing.T) {
+	up := httptest.NewServer(protoHandler())
+	defer up.Close()
+	srv := tt.StartRelay(t, tt.RelayConfig(t))
+	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, httpTunnel(up.URL)))
+	other := httpTunnel(up.URL)
+	other.Name = "other"
+	_, st2 := tt.StartAgent(t, tt.AgentConfig(t, srv, other))
+
+	c, err := net.Dial("tcp", srv.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i, host := range []string{tt.HostPort(tt.URL(t, st, "http")), tt.HostPort(tt.URL(t, st2, "http"))} {
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		want := []int{200, 421}[i]
+		if resp.StatusCode != want {
+			t.Errorf("request %d for %s: %d, want %d", i+1, host, resp.StatusCode, want)
+		}
 	}
 }

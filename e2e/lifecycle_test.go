@@ -152,7 +152,7 @@ type inflight struct {
 }
 
 func newInflight() *inflight {
-	in := &inflight{started: make(chan struct{}, 16), release: make(chan struct{})}
+	in := &inflight{started: make(chan struct{}, 16), release: make(chan struct{}, 1)}
 	in.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.started <- struct{}{}
 		<-in.release
@@ -193,6 +193,14 @@ func TestRelayDrainsOnShutdown(t *testing.T) {
 	defer up.Close()
 	srv := tt.StartRelay(t, tt.RelayConfig(t))
 	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, httpTunnel(up.URL)))
+	// An idle kept-alive connection must not hold the shutdown up.
+	idle := tt.Client(srv)
+	first := asyncGet(idle, tt.URL(t, st, "http"))
+	<-up.started
+	up.release <- struct{}{}
+	if r := <-first; r.status != 200 {
+		t.Fatalf("first request: %+v", r)
+	}
 	result := asyncGet(tt.Client(srv), tt.URL(t, st, "http"))
 	<-up.started
 	done := make(chan error, 1)

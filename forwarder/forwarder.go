@@ -29,8 +29,6 @@ type Forwarder struct {
 	mu    sync.Mutex
 	state State
 	ran   bool
-
-	conns sync.WaitGroup // raw tunnel connections in flight
 }
 
 // New validates cfg and returns a Forwarder ready to Run.
@@ -95,20 +93,13 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.ran = true
 	f.mu.Unlock()
 
-	for _, t := range f.tunnels {
-		if t.http != nil {
-			go t.http.serve()
-		}
-	}
-	defer f.closeTunnels()
-
 	f.setState(State{Phase: Connecting})
 	for attempt := 0; ; {
-		sess, err := f.connect(ctx)
+		sess, ctrl, err := f.connect(ctx)
 		if err == nil {
 			attempt = 0
 			f.setState(State{Phase: Online, Forwarding: f.forwardings()})
-			err = f.serve(ctx, sess)
+			err = f.serve(ctx, sess, ctrl)
 		}
 		if ctx.Err() != nil {
 			f.setState(State{Phase: Stopped})
@@ -164,21 +155,22 @@ func (f *Forwarder) forwardings() []Forwarding {
 	return out
 }
 
-// connect dials the relay, authenticates and binds every tunnel.
-func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, error) {
+// connect dials the relay, authenticates and binds every tunnel. It
+// returns the session and its control stream.
+func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
 	if err != nil {
-		return nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
 	}
 	conn := wire.NewSessionConn(raw, f.relayTLS, false)
 	if err := conn.HandshakeContext(dialCtx); err != nil {
 		raw.Close()
 		if isTrustError(err) {
-			return nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
+			return nil, nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
 		}
-		return nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
 	}
 	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -187,14 +179,15 @@ func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, error) {
 	sess, err := yamux.Client(conn, yamuxConfig(f.cfg.KeepAliveInterval, f.log))
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	if err := f.handshake(sess); err != nil {
+	ctrl, err := f.handshake(sess)
+	if err != nil {
 		sess.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	return sess, nil
+	return sess, ctrl, nil
 }
 
 func withTrust(err error) error {
@@ -204,24 +197,24 @@ func withTrust(err error) error {
 	return fmt.Errorf("%w: %w", ErrRelayUntrusted, err)
 }
 
-func (f *Forwarder) handshake(sess *yamux.Session) error {
+func (f *Forwarder) handshake(sess *yamux.Session) (*yamux.Stream, error) {
 	ctrl, err := sess.OpenStream()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hello := &wire.Message{Type: wire.TypeHello, Hello: &wire.Hello{Version: wire.Version, Token: f.cfg.Token, Agent: "porthole"}}
 	if err := wire.WriteMessage(ctrl, hello); err != nil {
-		return fmt.Errorf("handshake: %w", err)
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	m, err := wire.ReadMessage(ctrl)
 	if err != nil {
-		return fmt.Errorf("handshake: %w", err)
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	if m.Error != nil {
-		return m.Error
+		return nil, m.Error
 	}
 	if m.Welcome == nil {
-		return fmt.Errorf("handshake: unexpected %q message", m.Type)
+		return nil, fmt.Errorf("handshake: unexpected %q message", m.Type)
 	}
 	for _, t := range f.tunnels {
 		bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort}
@@ -233,91 +226,110 @@ func (f *Forwarder) handshake(sess *yamux.Session) error {
 			bind.RemotePort = boundPort(t.bound)
 		}
 		if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeBind, Bind: bind}); err != nil {
-			return fmt.Errorf("bind: %w", err)
+			return nil, fmt.Errorf("bind: %w", err)
 		}
 		m, err := wire.ReadMessage(ctrl)
 		if err != nil {
-			return fmt.Errorf("bind: %w", err)
+			return nil, fmt.Errorf("bind: %w", err)
 		}
 		if m.Error != nil {
-			return m.Error
+			return nil, m.Error
 		}
 		if m.Bound == nil || m.Bound.TunnelID != t.id {
-			return fmt.Errorf("bind: unexpected %q message", m.Type)
+			return nil, fmt.Errorf("bind: unexpected %q message", m.Type)
 		}
 		t.bound = *m.Bound
-	}
-	// The control stream stays open for the life of the session; the relay
-	// closes the session when it sees it end.
-	go func() {
-		for {
-			if _, err := wire.ReadMessage(ctrl); err != nil {
-				return
-			}
+		if t.http != nil {
+			t.http.setHosts(t.bound.URLs)
 		}
-	}()
-	return nil
+	}
+	return ctrl, nil
+}
+
+// session is what one relay session serves: an HTTP server per HTTP
+// tunnel, and the raw connections in flight.
+type session struct {
+	ys      *yamux.Session
+	servers map[uint32]*tunnelServer
+	raw     sync.WaitGroup
+	drained sync.Once
 }
 
 // serve accepts the relay's streams until the session ends or ctx is done,
-// in which case it drains.
-func (f *Forwarder) serve(ctx context.Context, sess *yamux.Session) error {
+// in which case it drains. It also obeys the relay's drain request.
+func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrl *yamux.Stream) error {
+	sess := &session{ys: ys, servers: map[uint32]*tunnelServer{}}
+	for _, t := range f.tunnels {
+		if t.http != nil {
+			sess.servers[t.id] = t.http.newServer()
+		}
+	}
 	accepted := make(chan error, 1)
 	go func() {
 		for {
-			st, err := sess.AcceptStream()
+			st, err := ys.AcceptStream()
 			if err != nil {
 				accepted <- err
 				return
 			}
-			go f.handleStream(st)
+			go f.handleStream(sess, st)
 		}
 	}()
+	// The control stream stays open for the life of the session. The relay
+	// may ask the agent to drain before it shuts down.
+	go func() {
+		for {
+			m, err := wire.ReadMessage(ctrl)
+			if err != nil {
+				return
+			}
+			if m.Type == wire.TypeDrain {
+				f.log.Info("relay is shutting down; draining")
+				go f.drainServers(sess)
+			}
+		}
+	}()
+	var err error
 	select {
-	case err := <-accepted:
-		sess.Close()
-		return fmt.Errorf("session lost: %w", err)
-	case <-sess.CloseChan():
-		return errors.New("session lost")
+	case aerr := <-accepted:
+		err = fmt.Errorf("session lost: %w", aerr)
+	case <-ys.CloseChan():
+		err = errors.New("session lost")
 	case <-ctx.Done():
-		f.drain(sess)
-		return ctx.Err()
+		ys.GoAway()
+		f.drainServers(sess)
+		err = ctx.Err()
 	}
+	ys.Close()
+	for _, ts := range sess.servers {
+		ts.close()
+	}
+	return err
 }
 
-// drain stops new streams, lets in-flight requests and connections finish
-// for up to DrainTimeout, then closes the session.
-func (f *Forwarder) drain(sess *yamux.Session) {
-	sess.GoAway()
-	dctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, t := range f.tunnels {
-		if t.http != nil {
-			wg.Go(func() { t.http.shutdown(dctx) })
+// drainServers stops new streams, lets in-flight requests and connections
+// finish for up to DrainTimeout, and closes idle ones.
+func (f *Forwarder) drainServers(sess *session) {
+	sess.drained.Do(func() {
+		dctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, ts := range sess.servers {
+			wg.Go(func() { ts.shutdown(dctx) })
 		}
-	}
-	wg.Go(func() {
-		done := make(chan struct{})
-		go func() { f.conns.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-dctx.Done():
-		}
+		wg.Go(func() {
+			done := make(chan struct{})
+			go func() { sess.raw.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-dctx.Done():
+			}
+		})
+		wg.Wait()
 	})
-	wg.Wait()
-	sess.Close()
 }
 
-func (f *Forwarder) closeTunnels() {
-	for _, t := range f.tunnels {
-		if t.http != nil {
-			t.http.close()
-		}
-	}
-}
-
-func (f *Forwarder) handleStream(st *yamux.Stream) {
+func (f *Forwarder) handleStream(sess *session, st *yamux.Stream) {
 	st.SetReadDeadline(time.Now().Add(wire.HandshakeTimeout))
 	h, err := wire.ReadStreamHeader(st)
 	st.SetReadDeadline(time.Time{})
@@ -331,12 +343,12 @@ func (f *Forwarder) handleStream(st *yamux.Stream) {
 		st.Close()
 		return
 	}
-	if t.http != nil {
-		t.http.listener.Push(st)
+	if ts := sess.servers[t.id]; ts != nil {
+		ts.listener.Push(newStreamConn(st, h))
 		return
 	}
-	f.conns.Add(1)
-	defer f.conns.Done()
+	sess.raw.Add(1)
+	defer sess.raw.Done()
 	t.raw.serve(st, h)
 }
 

@@ -2,6 +2,10 @@ package forwarder
 
 import (
 	"context"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"porthole/wire"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,16 +26,15 @@ import (
 	"porthole/internal/netutil"
 )
 
-// forwardedHeaders are set by the relay, which alone knows the public client;
-// the agent passes them on unchanged.
-var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
-
-// httpTunnel serves the HTTP requests the relay sends down one tunnel's
-// streams and proxies them to the upstream.
+// httpTunnel proxies one tunnel's HTTP requests to its upstream. The relay
+// hands it one stream per public connection, already decrypted if the
+// client spoke HTTPS; it serves HTTP/1.1 and HTTP/2 (prior knowledge) on
+// them. It lasts across sessions; each session gets its own server (see
+// newServer) so that a session can drain on its own.
 type httpTunnel struct {
-	listener *netutil.ChanListener
-	server   *http.Server
-	log      *slog.Logger
+	handler http.Handler
+	hosts   atomic.Pointer[[]string] // the public hostnames, set at each bind
+	log     *slog.Logger
 }
 
 func newHTTPTunnel(tn *tunnel, c *Config) (*httpTunnel, error) {
@@ -52,45 +56,183 @@ func newHTTPTunnel(tn *tunnel, c *Config) (*httpTunnel, error) {
 			default:
 				pr.Out.Host = hostHeader
 			}
-			for _, k := range forwardedHeaders {
-				if v, ok := pr.In.Header[k]; ok {
-					pr.Out.Header[k] = v
-				}
-			}
+			setForwarded(pr)
 		},
 		Transport:    rt,
 		BufferPool:   bufferPool{},
 		ErrorHandler: proxyErrorHandler(log, tn.upstream),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	h := &httpTunnel{log: log}
 	var handler http.Handler = proxy
 	if tn.BasicAuth != "" {
 		user, pass, _ := strings.Cut(tn.BasicAuth, ":")
-		handler = basicAuth(user, pass, proxy)
+		handler = basicAuth(user, pass, handler)
 	}
-	l := netutil.NewChanListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	return &httpTunnel{
-		listener: l,
-		log:      log,
+	h.handler = h.checkHost(refuseH2CUpgrade(handler))
+	return h, nil
+}
+
+// setHosts records the public hostnames the relay gave the tunnel.
+func (h *httpTunnel) setHosts(urls []string) {
+	var hosts []string
+	for _, raw := range urls {
+		if u, err := url.Parse(raw); err == nil {
+			hosts = append(hosts, strings.ToLower(u.Hostname()))
+		}
+	}
+	h.hosts.Store(&hosts)
+}
+
+// checkHost answers 421 to requests for another host than the tunnel's,
+// such as a second request on a kept-alive connection that names another
+// tunnel: the relay routes a connection by its first request (or SNI).
+func (h *httpTunnel) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.ToLower(strings.TrimSuffix(host, "."))
+		if hosts := h.hosts.Load(); hosts != nil && !slices.Contains(*hosts, host) {
+			httperr.Write(w, http.StatusMisdirectedRequest, httperr.Misdirected,
+				"This connection belongs to another tunnel; open a new one for "+r.Host+".")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuseH2CUpgrade drops an "Upgrade: h2c" request header: HTTP/2 over
+// cleartext is not passed to the upstream by upgrade (it could smuggle
+// requests past the tunnel's HTTP handling).
+func refuseH2CUpgrade(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasToken(r.Header, "Upgrade", "h2c") {
+			r = r.Clone(r.Context())
+			r.Header.Del("Upgrade")
+			r.Header.Del("HTTP2-Settings")
+			dropToken(r.Header, "Connection", "upgrade")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// setForwarded appends the public client's IP to X-Forwarded-For and its
+// scheme to X-Forwarded-Proto, and sets X-Forwarded-Host to the public host.
+func setForwarded(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	ip, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		ip = in.RemoteAddr
+	}
+	proto := "http"
+	if publicTLS(in.Context()) {
+		proto = "https"
+	}
+	out.Header["X-Forwarded-For"] = appendValue(in.Header["X-Forwarded-For"], ip)
+	out.Header["X-Forwarded-Proto"] = appendValue(in.Header["X-Forwarded-Proto"], proto)
+	out.Header["X-Forwarded-Host"] = []string{in.Host}
+}
+
+func appendValue(prior []string, v string) []string {
+	if len(prior) == 0 {
+		return []string{v}
+	}
+	return []string{strings.Join(prior, ", ") + ", " + v}
+}
+
+// hasToken reports whether a comma-separated header contains token.
+func hasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func dropToken(h http.Header, key, token string) {
+	var keep []string
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" && !strings.EqualFold(t, token) {
+				keep = append(keep, t)
+			}
+		}
+	}
+	h.Del(key)
+	if len(keep) > 0 {
+		h.Set(key, strings.Join(keep, ", "))
+	}
+}
+
+// streamConn is a relay stream seen as the public client's connection.
+type streamConn struct {
+	net.Conn
+	hdr    wire.StreamHeader
+	client net.Addr
+}
+
+func newStreamConn(c net.Conn, h wire.StreamHeader) *streamConn {
+	sc := &streamConn{Conn: c, hdr: h, client: c.RemoteAddr()}
+	if ap, err := netip.ParseAddrPort(h.ClientAddr); err == nil {
+		sc.client = net.TCPAddrFromAddrPort(ap)
+	}
+	return sc
+}
+
+// RemoteAddr is the public client's address, which the handler sees as
+// Request.RemoteAddr.
+func (c *streamConn) RemoteAddr() net.Addr { return c.client }
+
+type tlsKey struct{}
+
+func publicTLS(ctx context.Context) bool { v, _ := ctx.Value(tlsKey{}).(bool); return v }
+
+// tunnelServer serves one tunnel's streams of one session.
+type tunnelServer struct {
+	listener *netutil.ChanListener
+	server   *http.Server
+}
+
+// newServer starts a server for this tunnel's streams in one session.
+func (h *httpTunnel) newServer() *tunnelServer {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true) // HTTPS clients that negotiated h2 with the relay
+	ts := &tunnelServer{
+		listener: netutil.NewChanListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}),
 		server: &http.Server{
-			Handler:           handler,
+			Handler:           h.handler,
+			Protocols:         &protos,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if sc, ok := c.(*streamConn); ok && sc.hdr.Flags&wire.FlagTLS != 0 {
+					return context.WithValue(ctx, tlsKey{}, true)
+				}
+				return ctx
+			},
 		},
-	}, nil
+	}
+	go ts.server.Serve(ts.listener)
+	return ts
 }
 
-func (h *httpTunnel) serve() { h.server.Serve(h.listener) }
-
-func (h *httpTunnel) shutdown(ctx context.Context) {
-	if err := h.server.Shutdown(ctx); err != nil {
-		h.server.Close()
+// shutdown lets in-flight requests finish and closes idle connections,
+// forcing the rest closed when ctx ends.
+func (ts *tunnelServer) shutdown(ctx context.Context) {
+	if err := ts.server.Shutdown(ctx); err != nil {
+		ts.server.Close()
 	}
 }
 
-func (h *httpTunnel) close() { h.server.Close() }
+func (ts *tunnelServer) close() { ts.server.Close() }
 
 // upstreamTransport builds the round tripper for one upstream: HTTP/1.1 by
 // default; with UpstreamHTTP2, h2c with prior knowledge for http:// and

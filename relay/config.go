@@ -70,6 +70,7 @@ type Config struct {
 	NameGrace         time.Duration // how long a disconnected agent's names stay reserved for its token
 	KeepAliveInterval time.Duration
 	StreamsPerSession int
+	ReadHeaderTimeout time.Duration // to read a public request head (and route it)
 	ShutdownGrace     time.Duration // how long Shutdown waits for in-flight requests
 }
 
@@ -89,6 +90,7 @@ func DefaultConfig() Config {
 		NameGrace:         30 * time.Second,
 		KeepAliveInterval: wire.KeepAliveInterval,
 		StreamsPerSession: wire.DefaultStreamsPerSession,
+		ReadHeaderTimeout: 10 * time.Second,
 		ShutdownGrace:     10 * time.Second,
 	}
 }
@@ -115,7 +117,7 @@ func (c *Config) validate() error {
 	if c.TLSCertFile == "" && c.StateDir == "" {
 		return errors.New("a state directory is required for the self-signed certificate")
 	}
-	if c.NameGrace < 0 || c.KeepAliveInterval <= 0 || c.StreamsPerSession <= 0 || c.ShutdownGrace < 0 {
+	if c.NameGrace < 0 || c.KeepAliveInterval <= 0 || c.StreamsPerSession <= 0 || c.ReadHeaderTimeout <= 0 || c.ShutdownGrace < 0 {
 		return errors.New("limits must be positive (start from DefaultConfig)")
 	}
 	for i, t := range c.Tokens {

@@ -1,23 +1,92 @@
 package relay
 
 import (
-	"context"
-	"crypto/tls"
-	"errors"
-	"log/slog"
+	"bufio"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/yamux"
-
 	"porthole/internal/httperr"
+	"porthole/internal/netutil"
 	"porthole/wire"
 )
 
-// serveHTTP routes a public request to its tunnel by Host.
+// maxRequestHead caps what the relay reads to route a public HTTP connection.
+const maxRequestHead = 64 << 10
+
+// acceptHTTP takes connections on the public HTTP listener.
+func (s *Server) acceptHTTP() {
+	for {
+		c, err := s.httpLn.Accept()
+		if err != nil {
+			return
+		}
+		s.handlePublic(c, s.routeHTTP)
+	}
+}
+
+// routeHTTP reads a connection's first request head to find its tunnel by
+// Host, then hands the whole connection, bytes already read included, to
+// the agent as one stream. The agent does the HTTP proxying. Connections
+// that reach no tunnel get the relay's own error page.
+func (s *Server) routeHTTP(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
+	rec := &recorder{r: c, left: maxRequestHead}
+	req, err := http.ReadRequest(bufio.NewReader(rec))
+	c.SetReadDeadline(time.Time{})
+	pc := netutil.NewPrefixConn(c, rec.buf)
+	if err == nil {
+		if b := s.httpBinding(req.Host); b != nil {
+			if st, err := b.open(c.RemoteAddr().String(), 0); err == nil {
+				pipeHTTP(b, pc, st)
+				return
+			}
+		}
+	}
+	s.httpConns.Push(pc)
+}
+
+// httpBinding returns the live HTTP binding for a Host, or nil.
+func (s *Server) httpBinding(host string) *binding {
+	name, ok := s.nameFromHost(host)
+	if !ok {
+		return nil
+	}
+	if b, _ := s.reg.lookup(name); b != nil && b.proto == wire.ProtoHTTP {
+		return b
+	}
+	return nil
+}
+
+// recorder keeps what is read through it, up to a limit.
+type recorder struct {
+	r    net.Conn
+	buf  []byte
+	left int
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if len(p) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.r.Read(p)
+	r.buf = append(r.buf, p[:n]...)
+	r.left -= n
+	return n, err
+}
+
+type headError struct{}
+
+func (headError) Error() string { return "request head too large" }
+
+var errHeadTooLarge error = headError{}
+
+// serveHTTP answers the public requests that reach no agent: an unknown
+// host, an offline tunnel, or one whose agent is draining.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.nameFromHost(r.Host)
 	var b *binding
@@ -25,24 +94,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		b, offline = s.reg.lookup(name)
 	}
-	if b == nil || b.proto != wire.ProtoHTTP {
-		if offline {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
-				"The tunnel "+r.Host+" is offline: its agent is reconnecting or stopped.")
-			return
-		}
+	switch {
+	case b != nil && b.proto == wire.ProtoHTTP:
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
+			"The tunnel "+r.Host+" is not taking requests right now.")
+	case offline:
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
+			"The tunnel "+r.Host+" is offline: its agent is reconnecting or stopped.")
+	default:
 		httperr.Write(w, http.StatusNotFound, httperr.TunnelNotFound, "There is no tunnel at "+r.Host+".")
-		return
 	}
-	if hasToken(r.Header, "Upgrade", "h2c") {
-		// HTTP/2 cleartext upgrades stop here: the tunnel speaks HTTP/1.1 to the
-		// agent, and passing the upgrade on would let a client smuggle h2c.
-		r = r.Clone(r.Context())
-		r.Header.Del("Upgrade")
-		r.Header.Del("HTTP2-Settings")
-		dropToken(r.Header, "Connection", "upgrade")
-	}
-	b.proxy.ServeHTTP(w, r)
 }
 
 // nameFromHost returns the tunnel name of NAME.DOMAIN[:port].
@@ -57,100 +118,3 @@ func (s *Server) nameFromHost(host string) (string, bool) {
 	}
 	return name, true
 }
-
-// newHTTPProxy gives an HTTP binding its reverse proxy. Requests travel to
-// the agent as HTTP/1.1 over pooled streams of the agent's session.
-func (s *Server) newHTTPProxy(b *binding) {
-	b.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return b.open("")
-		},
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
-	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	b.transport.Protocols = &protos
-	b.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = "tunnel"
-			pr.Out.Host = pr.In.Host
-			setForwarded(pr)
-		},
-		Transport:  b.transport,
-		BufferPool: bufferPool{},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
-				return
-			}
-			if errors.Is(err, yamux.ErrRemoteGoAway) || errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, ErrTooManyStreams) {
-				httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
-					"The tunnel "+r.Host+" is not taking requests right now.")
-				return
-			}
-			b.sess.log.Debug("request to agent failed", "err", err)
-			httperr.Write(w, http.StatusBadGateway, httperr.TunnelBroken, "The tunnel "+r.Host+" failed during the request.")
-		},
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-}
-
-// setForwarded appends the client IP to X-Forwarded-For and the public
-// scheme to X-Forwarded-Proto, and sets X-Forwarded-Host to the public host.
-func setForwarded(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
-	ip, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		ip = in.RemoteAddr
-	}
-	proto := "http"
-	if in.TLS != nil {
-		proto = "https"
-	}
-	out.Header["X-Forwarded-For"] = appendValue(in.Header["X-Forwarded-For"], ip)
-	out.Header["X-Forwarded-Proto"] = appendValue(in.Header["X-Forwarded-Proto"], proto)
-	out.Header["X-Forwarded-Host"] = []string{in.Host}
-}
-
-func appendValue(prior []string, v string) []string {
-	if len(prior) == 0 {
-		return []string{v}
-	}
-	return []string{strings.Join(prior, ", ") + ", " + v}
-}
-
-// hasToken reports whether a comma-separated header contains token.
-func hasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func dropToken(h http.Header, key, token string) {
-	var keep []string
-	for _, v := range h.Values(key) {
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" && !strings.EqualFold(t, token) {
-				keep = append(keep, t)
-			}
-		}
-	}
-	h.Del(key)
-	if len(keep) > 0 {
-		h.Set(key, strings.Join(keep, ", "))
-	}
-}
-
-// tlsServer terminates public TLS with the relay certificate.
-func tlsServer(c net.Conn, cfg *tls.Config) *tls.Conn { return tls.Server(c, cfg) }

@@ -26,13 +26,15 @@ type Server struct {
 
 	agentLn, httpLn, httpsLn net.Listener
 	httpSrv, httpsSrv        *http.Server
-	httpsConns               *netutil.ChanListener
+	httpConns, httpsConns    *netutil.ChanListener // connections the relay answers itself
 	publicTLS, agentTLS      *tls.Config
 
 	mu       sync.Mutex
 	closed   bool
 	sessions map[*session]struct{}
-	conns    sync.WaitGroup // raw public connections and agent sessions
+	public   sync.WaitGroup        // public connections being routed or piped
+	open     map[net.Conn]struct{} // the same connections, to force closed
+	agents   sync.WaitGroup        // agent connections
 }
 
 // New validates cfg and loads (or makes) the relay's certificate.
@@ -58,6 +60,7 @@ func New(cfg Config) (*Server, error) {
 		fingerprint: wire.Fingerprint(cert.Certificate[0]),
 		reg:         newRegistry(cfg.Tokens, cfg.NameGrace),
 		sessions:    map[*session]struct{}{},
+		open:        map[net.Conn]struct{}{},
 	}
 	return s, nil
 }
@@ -105,7 +108,9 @@ func (s *Server) Start() error {
 		}
 		s.tcpHost, _, _ = net.SplitHostPort(s.cfg.HTTPAddr)
 		s.httpSrv = s.newPublicServer()
-		go s.httpSrv.Serve(s.httpLn)
+		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
+		go s.httpSrv.Serve(s.httpConns)
+		go s.acceptHTTP()
 	}
 	if s.cfg.HTTPSAddr != "" {
 		if s.httpsLn, err = net.Listen("tcp", s.cfg.HTTPSAddr); err != nil {
@@ -139,7 +144,7 @@ func (s *Server) Start() error {
 func (s *Server) newPublicServer() *http.Server {
 	return &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -152,9 +157,9 @@ func (s *Server) acceptAgents() {
 		if err != nil {
 			return
 		}
-		s.conns.Add(1)
+		s.agents.Add(1)
 		go func() {
-			defer s.conns.Done()
+			defer s.agents.Done()
 			s.serveAgent(c)
 		}()
 	}
@@ -177,14 +182,34 @@ func (s *Server) removeSession(sess *session) {
 	sess.releaseAll()
 }
 
+// handlePublic runs serve for a public connection, counted and tracked so
+// that Shutdown can wait for it and, after the grace period, close it.
+func (s *Server) handlePublic(c net.Conn, serve func(net.Conn)) {
+	s.public.Add(1)
+	s.mu.Lock()
+	s.open[c] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		defer s.public.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.open, c)
+			s.mu.Unlock()
+		}()
+		serve(c)
+	}()
+}
+
 func (s *Server) closeListeners() {
 	for _, l := range []net.Listener{s.agentLn, s.httpLn, s.httpsLn} {
 		if l != nil {
 			l.Close()
 		}
 	}
-	if s.httpsConns != nil {
-		s.httpsConns.Close()
+	for _, l := range []*netutil.ChanListener{s.httpConns, s.httpsConns} {
+		if l != nil {
+			l.Close()
+		}
 	}
 }
 
@@ -202,6 +227,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	for _, sess := range sessions {
 		sess.closeListeners()
+		// Agents finish in-flight requests and close idle connections.
+		wire.WriteMessage(sess.ctrl, &wire.Message{Type: wire.TypeDrain})
 	}
 	var wg sync.WaitGroup
 	for _, srv := range []*http.Server{s.httpSrv, s.httpsSrv} {
@@ -214,17 +241,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	// Public connections end as agents drain them; wait for them, then
+	// close the sessions (and with them whatever is left).
+	done := make(chan struct{})
+	go func() { s.public.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.New("relay: shutdown grace period ended with connections open")
+	}
 	for _, sess := range sessions {
 		sess.ys.Close()
 	}
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return errors.New("relay: shutdown grace period ended with connections open")
+	if err != nil {
+		s.mu.Lock()
+		for c := range s.open {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
 	}
+	s.agents.Wait()
+	return err
 }
 
 // Close stops the relay at once.

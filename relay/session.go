@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -30,6 +28,7 @@ type session struct {
 
 	mu       sync.Mutex
 	bindings map[uint32]*binding
+	ctrl     *yamux.Stream
 }
 
 // binding is one tunnel of a session, bound to a public name or port.
@@ -42,17 +41,15 @@ type binding struct {
 	port  int
 	urls  []string
 
-	proxy     *httputil.ReverseProxy // http
-	transport *http.Transport        // http
-	listener  net.Listener           // tcp
+	listener net.Listener // tcp
 }
 
 // ErrTooManyStreams is returned when a session has StreamsPerSession streams open.
 var ErrTooManyStreams = errors.New("relay: too many streams for this agent")
 
-// open starts a stream to the agent for one public connection (or one pooled
-// HTTP connection) and writes its header.
-func (b *binding) open(clientAddr string) (net.Conn, error) {
+// open starts a stream to the agent for one public connection and writes
+// its header.
+func (b *binding) open(clientAddr string, flags uint8) (net.Conn, error) {
 	s := b.sess
 	select {
 	case s.slots <- struct{}{}:
@@ -65,7 +62,7 @@ func (b *binding) open(clientAddr string) (net.Conn, error) {
 		return nil, err
 	}
 	var buf [wire.StreamHeaderMax]byte
-	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, TunnelID: b.id, ClientAddr: clientAddr})
+	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, Flags: flags, TunnelID: b.id, ClientAddr: clientAddr})
 	if err == nil {
 		_, err = st.Write(hdr)
 	}
@@ -143,6 +140,7 @@ func (s *Server) serveAgent(raw net.Conn) {
 		srv: s, id: newSessionID(), owner: who, ys: ys,
 		slots:    make(chan struct{}, s.cfg.StreamsPerSession),
 		bindings: map[uint32]*binding{},
+		ctrl:     ctrl,
 	}
 	sess.log = log.With("session", sess.id)
 	if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeWelcome, Welcome: &wire.Welcome{Version: wire.Version, SessionID: sess.id}}); err != nil {
@@ -233,7 +231,6 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 		if s.httpLn == nil && s.httpsLn == nil {
 			return nil, wire.Errorf(wire.CodeUnsupported, "this relay serves no HTTP")
 		}
-		s.newHTTPProxy(b)
 		if taken, err = s.reg.claimName(req.Name, b); err != nil {
 			return nil, err
 		}
@@ -298,9 +295,6 @@ func (sess *session) releaseAll() {
 func (b *binding) close() {
 	if b.listener != nil {
 		b.listener.Close()
-	}
-	if b.transport != nil {
-		b.transport.CloseIdleConnections()
 	}
 }
 

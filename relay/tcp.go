@@ -1,8 +1,9 @@
 package relay
 
 import (
+	"context"
+	"crypto/tls"
 	"net"
-	"sync"
 
 	"porthole/internal/netutil"
 	"porthole/wire"
@@ -15,11 +16,7 @@ func (s *Server) serveTCP(b *binding) {
 		if err != nil {
 			return
 		}
-		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			s.forwardRaw(b, c)
-		}()
+		s.handlePublic(c, func(c net.Conn) { s.forwardRaw(b, c) })
 	}
 }
 
@@ -32,11 +29,7 @@ func (s *Server) acceptTLS() {
 		if err != nil {
 			return
 		}
-		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			s.routeTLS(c)
-		}()
+		s.handlePublic(c, s.routeTLS)
 	}
 }
 
@@ -47,33 +40,54 @@ func (s *Server) routeTLS(c net.Conn) {
 		return
 	}
 	pc := netutil.NewPrefixConn(c, consumed)
+	var b *binding
 	if name, ok := s.nameFromHost(sni); ok {
-		if b, _ := s.reg.lookup(name); b != nil && b.proto == wire.ProtoTLS {
-			s.forwardRaw(b, pc)
+		b, _ = s.reg.lookup(name)
+	}
+	if b != nil && b.proto == wire.ProtoTLS {
+		s.forwardRaw(b, pc)
+		return
+	}
+	// Terminate TLS here. An HTTP tunnel gets the decrypted connection
+	// (HTTP/1.1 or HTTP/2, as negotiated); anything else gets an error page.
+	tc := tls.Server(pc, s.publicTLS)
+	if b != nil && b.proto == wire.ProtoHTTP {
+		ctx, cancel := context.WithTimeout(context.Background(), wire.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return
+		}
+		if st, err := b.open(c.RemoteAddr().String(), wire.FlagTLS); err == nil {
+			pipeHTTP(b, tc, st)
 			return
 		}
 	}
-	tc := tlsServer(pc, s.publicTLS)
 	s.httpsConns.Push(tc)
 }
 
 // forwardRaw carries one public connection to the agent byte for byte.
 func (s *Server) forwardRaw(b *binding, c net.Conn) {
-	st, err := b.open(c.RemoteAddr().String())
+	st, err := b.open(c.RemoteAddr().String(), 0)
 	if err != nil {
 		b.sess.log.Debug("open stream failed", "err", err)
 		c.Close()
 		return
 	}
-	if err := netutil.Pipe(c, st); err != nil {
+	pipe(b, c, st)
+}
+
+func pipe(b *binding, public, stream net.Conn) {
+	if err := netutil.Pipe(public, stream); err != nil {
 		b.sess.log.Debug("connection ended", "err", err)
 	}
 }
 
-// bufferPool lends ReverseProxy its copy buffers.
-type bufferPool struct{}
-
-var proxyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *proxyBufs.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { proxyBufs.Put(&b) }
+// pipeHTTP is pipe for HTTP: when the agent ends the connection, so does
+// the relay.
+func pipeHTTP(b *binding, public, stream net.Conn) {
+	if err := netutil.PipeServer(public, stream); err != nil {
+		b.sess.log.Debug("connection ended", "err", err)
+	}
+}

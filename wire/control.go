@@ -100,6 +100,10 @@ const (
 	TypeBind    = "bind"
 	TypeBound   = "bound"
 	TypeError   = "error"
+	// TypeDrain (relay → agent, no body) says the relay is shutting down:
+	// the agent should finish in-flight requests, close idle connections,
+	// and expect the session to end.
+	TypeDrain = "drain"
 )
 
 // WriteMessage writes one length-prefixed JSON message.

@@ -14,6 +14,7 @@ func TestStreamHeaderRoundTrip(t *testing.T) {
 		{Proto: ProtoHTTP, TunnelID: 1},
 		{Proto: ProtoTCP, TunnelID: 0xfffffffe, ClientAddr: "203.0.113.9:51234"},
 		{Proto: ProtoTLS, TunnelID: 7, ClientAddr: "[2001:db8::1]:443"},
+		{Proto: ProtoHTTP, Flags: FlagTLS, TunnelID: 9, ClientAddr: "198.51.100.4:60000"},
 		{Proto: ProtoTCP, TunnelID: 2, ClientAddr: strings.Repeat("a", MaxClientAddr)},
 	} {
 		b, err := AppendStreamHeader(nil, h)

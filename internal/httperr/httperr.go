@@ -23,6 +23,7 @@ const (
 	UpstreamTLS         Code = "PH-502-UPSTREAM-TLS"      // the upstream's certificate was not trusted
 	UpstreamTimeout     Code = "PH-504-UPSTREAM-TIMEOUT"  // the upstream did not answer in time
 	AuthRequired        Code = "PH-401-AUTH-REQUIRED"     // the tunnel asks for basic auth
+	Misdirected         Code = "PH-421-MISDIRECTED"       // the request names another tunnel than its connection
 )
 
 // Header is the response header that carries the code.

@@ -71,19 +71,33 @@ func CloseWrite(c io.Closer) error {
 	return c.Close()
 }
 
-// Pipe copies a to b and b to a until both directions end, half-closing each
-// side as its peer finishes, then closes both. It returns the first copy error
-// that is not an ordinary close.
-func Pipe(a, b io.ReadWriteCloser) error {
-	errc := make(chan error, 1)
-	go func() {
-		_, err := Copy(b, a)
-		CloseWrite(b)
+// Pipe copies a to b and b to a until both directions end, then closes
+// both. A direction that ends cleanly (EOF) half-closes its destination and
+// lets the other direction finish; one that fails closes both at once, so
+// that neither side waits on a peer that is gone. It returns the first
+// error that is not an ordinary close.
+func Pipe(a, b io.ReadWriteCloser) error { return pipe(a, b, false) }
+
+// PipeServer is Pipe for a client a and a server b that ends the
+// conversation when it closes (as an HTTP server does): when b's side ends,
+// a is closed too instead of half-closed.
+func PipeServer(a, b io.ReadWriteCloser) error { return pipe(a, b, true) }
+
+func pipe(a, b io.ReadWriteCloser, serverEnds bool) error {
+	errc := make(chan error, 2)
+	half := func(dst, src io.ReadWriteCloser, ends bool) {
+		_, err := Copy(dst, src)
+		if err != nil || ends {
+			a.Close()
+			b.Close()
+		} else {
+			CloseWrite(dst)
+		}
 		errc <- err
-	}()
-	_, err1 := Copy(a, b)
-	CloseWrite(a)
-	err2 := <-errc
+	}
+	go half(b, a, false)
+	go half(a, b, serverEnds)
+	err1, err2 := <-errc, <-errc
 	a.Close()
 	b.Close()
 	for _, err := range []error{err1, err2} {
