@@ -96,7 +96,7 @@ func pipe(a, b io.ReadWriteCloser, serverEnds bool) error {
 		errc <- err
 	}
 	go half(b, a, false)
-	go half(a, b, serverEnds)
+	half(a, b, serverEnds) // on this goroutine: one fewer per connection
 	err1, err2 := <-errc, <-errc
 	a.Close()
 	b.Close()
