@@ -4,8 +4,7 @@
 .PHONY: run test bench build porthole package
 
 run:
-	scripts/deps.sh run
-	go run .
+	scripts/run.sh
 
 test:
 	scripts/test.sh

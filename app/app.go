@@ -65,6 +65,7 @@ type App struct {
 	quitting     bool
 
 	win *settingsWindow // UI goroutine only
+	bg  sync.WaitGroup  // background work, see background
 }
 
 // New wires an App to a Fyne app. Call Start next.
@@ -183,7 +184,7 @@ func errString(err error) string {
 // notify sends a desktop notification. It blocks on D-Bus, so it runs on
 // its own goroutine.
 func (a *App) notify(title, body string) {
-	go a.fy.SendNotification(fyne.NewNotification(title, body))
+	a.background(func() { a.fy.SendNotification(fyne.NewNotification(title, body)) })
 }
 
 // refresh rebuilds the tray menu and the window from the current state.
@@ -226,7 +227,7 @@ func (a *App) setStartAtLogin(on bool) {
 	if a.launcher == nil {
 		return
 	}
-	go func() {
+	a.background(func() {
 		var err error
 		if on {
 			err = a.launcher.Enable()
@@ -240,7 +241,7 @@ func (a *App) setStartAtLogin(on bool) {
 		a.startAtLogin = a.launcher.IsEnabled()
 		a.mu.Unlock()
 		a.ui(a.refresh)
-	}()
+	})
 }
 
 // Quit stops every forwarder cleanly, then the built-in relay, then exits.
@@ -252,7 +253,7 @@ func (a *App) Quit() {
 	}
 	a.quitting = true
 	a.mu.Unlock()
-	go func() {
+	a.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := a.engine.Shutdown(ctx); err != nil {
@@ -263,7 +264,7 @@ func (a *App) Quit() {
 		}
 		a.log.Info("quit")
 		a.ui(a.fy.Quit)
-	}()
+	})
 }
 
 // saveProfile stores a profile's secrets in the keyring and the profile in

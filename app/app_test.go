@@ -22,7 +22,10 @@ func newTestApp(t *testing.T) (*App, *settings.Store) {
 	keyring.MockInit()
 	store := &settings.Store{Path: filepath.Join(t.TempDir(), "porthole", "profiles.json")}
 	a := New(test.NewTempApp(t), Options{Store: store, Secrets: settings.NewKeyring()})
-	t.Cleanup(func() { a.engine.Shutdown(t.Context()) })
+	t.Cleanup(func() {
+		a.engine.Shutdown(t.Context())
+		a.Wait() // no keyring call may outlive the test's keyring
+	})
 	return a, store
 }
 
@@ -154,6 +157,7 @@ func TestKeyringUnavailableAtTheTokenField(t *testing.T) {
 	a.Start(true)
 	sw, f := a.win, a.win.form
 	before, _ := os.ReadFile(store.Path)
+	a.Wait()
 	keyring.MockInitWithError(errors.New("The name org.freedesktop.secrets was not provided by any .service files"))
 	defer keyring.MockInit()
 

@@ -203,7 +203,7 @@ func (sw *settingsWindow) selectProfile(id string) {
 		return
 	}
 	sw.form.token.SetPlaceHolder("Checking the keyring…")
-	go func() {
+	sw.a.background(func() {
 		_, err := sw.a.secrets.Get(p.ID, settings.SecretToken)
 		sw.a.ui(func() {
 			if sw.selected != p.ID {
@@ -219,7 +219,7 @@ func (sw *settingsWindow) selectProfile(id string) {
 				sw.form.showFieldError(fieldToken, keyringMessage(err))
 			}
 		})
-	}()
+	})
 }
 
 // keyringMessage explains a keyring failure in plain words.
@@ -253,7 +253,7 @@ func (sw *settingsWindow) saveForm() {
 	}
 	sw.save.Disable()
 	sw.status.SetText("Saving…")
-	go func() {
+	sw.a.background(func() {
 		err := sw.a.saveProfile(p, token, pass)
 		sw.a.ui(func() {
 			sw.save.Enable()
@@ -273,7 +273,7 @@ func (sw *settingsWindow) saveForm() {
 			}
 			sw.report(err)
 		})
-	}()
+	})
 }
 
 func (sw *settingsWindow) report(err error) {
@@ -307,7 +307,7 @@ func (sw *settingsWindow) duplicate() {
 
 // create saves a new profile off the UI goroutine and selects it.
 func (sw *settingsWindow) create(p settings.Profile, copyFrom string) {
-	go func() {
+	sw.a.background(func() {
 		saved, err := sw.a.addProfile(p, copyFrom)
 		sw.a.ui(func() {
 			if err != nil {
@@ -319,7 +319,7 @@ func (sw *settingsWindow) create(p settings.Profile, copyFrom string) {
 				sw.list.Select(i)
 			}
 		})
-	}()
+	})
 }
 
 func (sw *settingsWindow) deleteSelected() {
@@ -332,7 +332,7 @@ func (sw *settingsWindow) deleteSelected() {
 			if !yes {
 				return
 			}
-			go func() {
+			sw.a.background(func() {
 				err := sw.a.deleteProfile(p.ID)
 				sw.a.ui(func() {
 					sw.a.refresh()
@@ -346,6 +346,6 @@ func (sw *settingsWindow) deleteSelected() {
 						sw.status.SetText(err.Error())
 					}
 				})
-			}()
+			})
 		}, sw.w)
 }
