@@ -82,21 +82,26 @@ func setup() (*bench, error) {
 		}
 	}
 	if _, err := exec.LookPath("iperf3"); err == nil {
-		b.tcpTarget = freePort()
-		if b.iperfd, err = startProc("iperf3", "iperf3", "-s", "--forceflush", "-B", "127.0.0.1", "-p", strconv.Itoa(b.tcpTarget)); err != nil {
-			return nil, err
-		}
-		if _, err := b.iperfd.await(`Server listening on`); err != nil {
+		// iperf3 cannot pick its own port: try free ones until one sticks.
+		_, err := retry(func() (struct{}, error) {
+			b.tcpTarget = freePort()
+			b.iperfd, err = startProc("iperf3", "iperf3", "-s", "--forceflush", "-B", "127.0.0.1", "-p", strconv.Itoa(b.tcpTarget))
+			if err == nil {
+				_, err = b.iperfd.await(`Server listening on`)
+			}
+			return struct{}{}, err
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
-	b.agentAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-	b.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-	b.relayArgs = []string{b.porthole, "relay", "--addr", b.agentAddr, "--http", b.httpAddr, "--tcp-ports", "0",
+	// The relay picks its ports; restarts reuse them.
+	b.relayArgs = []string{b.porthole, "relay", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0", "--tcp-ports", "0",
 		"--state-dir", filepath.Join(dir, "relay"), "--token", "bench", "--log-level", "error"}
 	if err := b.startRelay(); err != nil {
 		return nil, err
 	}
+	b.relayArgs[3], b.relayArgs[5] = b.agentAddr, b.httpAddr
 	agent := func(kind string, upstream int, extra ...string) (*proc, string, error) {
 		args := append([]string{b.porthole, kind, strconv.Itoa(upstream), "--relay", b.agentAddr, "--token", "bench",
 			"--relay-fingerprint", b.fingerprint, "--log-level", "error"}, extra...)
@@ -131,11 +136,16 @@ func (b *bench) startRelay() error {
 	if b.relay, err = startProc("relay", b.relayArgs...); err != nil {
 		return err
 	}
-	m, err := b.relay.await(`^fingerprint: (\S+)$`)
-	if err != nil {
-		return err
+	for _, line := range []struct {
+		re  string
+		dst *string
+	}{{`^agents: (\S+)$`, &b.agentAddr}, {`^http: (\S+)$`, &b.httpAddr}, {`^fingerprint: (\S+)$`, &b.fingerprint}} {
+		m, err := b.relay.await(line.re)
+		if err != nil {
+			return err
+		}
+		*line.dst = m[1]
 	}
-	b.fingerprint = m[1]
 	return nil
 }
 
@@ -180,10 +190,10 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 	for _, streams := range []int{1, 8} {
 		var direct, tunnel []float64
 		for range rounds {
-			r, err := tcpThroughput("127.0.0.1", b.tcpTarget, streams, d)
+			r, err := retry(func() (tcpResult, error) { return tcpThroughput("127.0.0.1", b.tcpTarget, streams, d) })
 			check(err)
 			direct = append(direct, r.bitsSec)
-			r, err = tcpThroughput("127.0.0.1", b.tunnelTCP, streams, d)
+			r, err = retry(func() (tcpResult, error) { return tcpThroughput("127.0.0.1", b.tunnelTCP, streams, d) })
 			check(err)
 			tunnel = append(tunnel, r.bitsSec)
 		}
@@ -208,11 +218,15 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 		r0, a0 := b.relay.usage(), b.httpAgent.usage()
 		var tunnelTime time.Duration
 		for range rounds {
-			r, err := httpLoad(fmt.Sprintf("http://127.0.0.1:%d%s", b.upHTTP, c.path), "", c.conns, d)
+			r, err := retry(func() (httpResult, error) {
+				return httpLoad(fmt.Sprintf("http://127.0.0.1:%d%s", b.upHTTP, c.path), "", c.conns, d)
+			})
 			check(err)
 			direct = append(direct, r)
 			t0 := time.Now()
-			r, err = httpLoad("http://"+b.httpAddr+c.path, hostOf(b.tunnelHTTP), c.conns, d)
+			r, err = retry(func() (httpResult, error) {
+				return httpLoad("http://"+b.httpAddr+c.path, hostOf(b.tunnelHTTP), c.conns, d)
+			})
 			check(err)
 			tunnelTime += time.Since(t0)
 			tunnel = append(tunnel, r)
@@ -254,6 +268,21 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 }
 
 func hostOf(url string) string { return url[len("http://"):] }
+
+// retry runs a measurement up to three times: iperf3's server needs a moment
+// between tests, and a loaded machine may drop a connection.
+func retry[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for i := range 3 {
+		if v, err = f(); err == nil {
+			return v, nil
+		}
+		log.Printf("retrying after: %v", err)
+		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
+	}
+	return v, err
+}
 
 func check(err error) {
 	if err != nil {

@@ -17,9 +17,12 @@ func TestHarnessRuns(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "-duration", "1s", "-rounds", "1", "-idle", "20").Output()
+	cmd := exec.Command(bin, "-duration", "1s", "-rounds", "1", "-idle", "20")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, out)
+		t.Fatalf("bench: %v\n%s\n%s", err, out, stderr.String())
 	}
 	report := string(out)
 	for _, want := range []string{
