@@ -2,7 +2,6 @@ package autostart
 
 import (
 	"encoding/xml"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,22 +53,6 @@ func (l launchAgent) Enable() error {
 	return os.WriteFile(p, []byte(plist), 0o644)
 }
 
-func (l launchAgent) Disable() error {
-	p, err := l.path()
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func (l launchAgent) Disable() error { return removeFile(l.path()) }
 
-func (l launchAgent) IsEnabled() bool {
-	p, err := l.path()
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p)
-	return err == nil
-}
+func (l launchAgent) IsEnabled() bool { return fileExists(l.path()) }

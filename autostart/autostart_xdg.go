@@ -3,7 +3,6 @@
 package autostart
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,25 +42,9 @@ X-GNOME-Autostart-enabled=true
 	return os.WriteFile(p, []byte(entry), 0o644)
 }
 
-func (x xdg) Disable() error {
-	p, err := x.path()
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func (x xdg) Disable() error { return removeFile(x.path()) }
 
-func (x xdg) IsEnabled() bool {
-	p, err := x.path()
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p)
-	return err == nil
-}
+func (x xdg) IsEnabled() bool { return fileExists(x.path()) }
 
 // ExecLine quotes a command line for a desktop entry's Exec key: every
 // argument in double quotes with ", `, $ and \ escaped, and % doubled.

@@ -132,17 +132,7 @@ func TestQuickStart(t *testing.T) {
 	if m[3] != "http://localhost:"+upPort {
 		t.Errorf("normalized upstream %q", m[3])
 	}
-	// curl resolves *.localhost to loopback; so does this client.
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "tcp", httpAddr)
-	}}}
-	resp, err := client.Get(m[1] + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello from :8000" {
+	if body := getVia(t, httpAddr, m[1]+"/"); body != "hello from :8000" {
 		t.Errorf("body %q", body)
 	}
 	if code := agent.stop(t, syscall.SIGINT); code != 0 {
@@ -270,19 +260,26 @@ func TestStartSavedProfiles(t *testing.T) {
 	}
 	agent := start(t, env, "start", "web")
 	m := agent.line(t, `^forwarding (http://myapp\.localhost:\d+) -> (\S+) \(web\)$`)
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "tcp", httpAddr)
-	}}}
-	resp, err := client.Get(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "saved profile" {
+	if body := getVia(t, httpAddr, m[1]); body != "saved profile" {
 		t.Errorf("body %q", body)
 	}
 	if code := agent.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// getVia GETs url through the relay's HTTP listener at addr, resolving the
+// URL's *.localhost host to it as curl and browsers do, and returns the body.
+func getVia(t *testing.T, addr, url string) string {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}}}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
