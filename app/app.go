@@ -124,8 +124,30 @@ func (a *App) Start(showWindow bool) {
 			a.engine.Start(p)
 		}
 	}
+	go a.countdown()
 	if showWindow {
 		a.ShowSettings()
+	}
+}
+
+// countdown refreshes the tray and window every second while a profile
+// waits to reconnect, so "reconnecting in N s" counts down.
+func (a *App) countdown() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for range t.C {
+		a.mu.Lock()
+		waiting, quitting := false, a.quitting
+		for _, s := range a.states {
+			waiting = waiting || s.Phase == forwarder.Reconnecting
+		}
+		a.mu.Unlock()
+		if quitting {
+			return
+		}
+		if waiting {
+			a.ui(a.refresh)
+		}
 	}
 }
 
