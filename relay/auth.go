@@ -11,8 +11,8 @@ import (
 
 // ParseTokensFile reads a tokens file: one token per line, optionally
 // followed by the names reserved for it, separated by spaces or commas.
-// Blank lines and lines starting with # are ignored. Errors give the line
-// number, never the token.
+// Blank lines and lines starting with # are ignored. Errors never include a
+// token.
 func ParseTokensFile(path string) ([]Token, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -29,14 +29,13 @@ func ParseTokensFile(path string) ([]Token, error) {
 func parseTokens(r io.Reader) ([]Token, error) {
 	var out []Token
 	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
+	for sc.Scan() {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
 		fields := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
 		out = append(out, Token{Secret: fields[0], Names: fields[1:]})
-		_ = line
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
