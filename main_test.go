@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -119,7 +120,7 @@ func TestDesktopApp(t *testing.T) {
 	)
 	app := launch(t, env, "--background")
 	item := host.WaitItem(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
 	// Started at login: the window stays closed.
@@ -206,6 +207,29 @@ func TestDesktopApp(t *testing.T) {
 	}
 	assertNotBlank(t, display, strings.Fields(win)[0])
 
+	// Closing the window (as a window manager does) keeps Porthole in the tray.
+	startWindowManager(t, display)
+	wmctrl := exec.Command("wmctrl", "-c", "Porthole")
+	wmctrl.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := wmctrl.CombinedOutput(); err != nil {
+		t.Fatalf("wmctrl -c: %v\n%s", err, out)
+	}
+	waitHidden(t, display)
+	select {
+	case <-app.done:
+		t.Fatal("closing the window quit the app")
+	default:
+	}
+	settingsItem, ok := desktoptest.Find(host.Menu(t, item), "Settings…")
+	if !ok {
+		t.Fatal("the tray menu is gone after closing the window")
+	}
+	// Settings… brings the same window back.
+	host.Click(t, item, settingsItem.ID)
+	if _, err := xdotool(ctx, display, "search", "--sync", "--onlyvisible", "--name", "^Porthole$"); err != nil {
+		t.Fatalf("Settings… did not show the window again: %v", err)
+	}
+
 	// Quit from the tray stops everything and exits cleanly.
 	menu = host.Menu(t, item)
 	quit, _ := desktoptest.Find(menu, "Quit")
@@ -213,6 +237,52 @@ func TestDesktopApp(t *testing.T) {
 	if code := app.wait(t); code != 0 {
 		t.Errorf("exit %d after Quit", code)
 	}
+}
+
+// startWindowManager runs openbox on the display and waits until it
+// manages the Porthole window.
+func startWindowManager(t *testing.T, display string) {
+	t.Helper()
+	desktoptest.Need(t, "openbox", "wmctrl")
+	wm := exec.Command("openbox", "--sm-disable")
+	wm.Env = append(os.Environ(), "DISPLAY="+display)
+	if err := wm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wm.Wait(); close(done) }()
+	t.Cleanup(func() { wm.Process.Kill(); <-done })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		probe := exec.Command("wmctrl", "-l")
+		probe.Env = wm.Env
+		if out, err := probe.Output(); err == nil && strings.Contains(string(out), "Porthole") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("openbox did not take the window over")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitHidden waits until no Porthole window is visible.
+func waitHidden(t *testing.T, display string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^Porthole$")
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		if err := cmd.Run(); err != nil {
+			var exit *exec.ExitError
+			if errors.As(err, &exit) && exit.ExitCode() == 1 { // nothing found
+				return
+			}
+			t.Fatalf("xdotool: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the window stayed visible after closing it")
 }
 
 // assertNotBlank takes a screenshot of the window and checks that it shows
