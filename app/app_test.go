@@ -169,7 +169,7 @@ func TestKeyringUnavailableAtTheTokenField(t *testing.T) {
 		t.Fatalf("save = %v", err)
 	}
 	l := f.errs[fieldToken]
-	if !l.Visible() || !strings.Contains(l.Text, "keyring is not available") || strings.Contains(l.Text, "never-in-plain-text") {
+	if !l.Visible() || !strings.HasPrefix(l.Text, "The system keyring is not available") || strings.Contains(l.Text, "never-in-plain-text") {
 		t.Errorf("token field error shown=%v %q", l.Visible(), l.Text)
 	}
 	after, _ := os.ReadFile(store.Path)

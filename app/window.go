@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -228,9 +229,9 @@ func keyringMessage(err error) string {
 	case errors.Is(err, settings.ErrKeyringLocked):
 		return "The system keyring is locked or did not answer. Unlock it and try again; profiles without a token still work."
 	case errors.Is(err, settings.ErrKeyringUnavailable):
-		return err.Error() + ". Tokens cannot be saved or read; profiles without a token still work."
+		return sentence(err.Error()) + ". Tokens cannot be saved or read; profiles without a token still work."
 	}
-	return err.Error()
+	return sentence(err.Error())
 }
 
 // saveForm validates the form and, if it is valid, saves it off the UI
@@ -348,4 +349,12 @@ func (sw *settingsWindow) deleteSelected() {
 				})
 			})
 		}, sw.w)
+}
+
+// sentence starts an error's text with a capital letter for display.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
