@@ -5,6 +5,7 @@ package forwarder
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,61 +70,60 @@ func DefaultConfig() Config {
 // tunnel is a validated Tunnel, ready to serve.
 type tunnel struct {
 	Tunnel
-	id        uint32
-	upstream  Upstream
-	terminate *tls.Config // for tls tunnels terminated at the agent
-	http      *httpTunnel
-	raw       *rawTunnel
-	bound     wire.Bound // the relay's last reply, reused to re-bind the same name or port
+	id          uint32
+	upstream    Upstream
+	upstreamCAs *x509.CertPool // from UpstreamCAFile, or nil for the system roots
+	terminate   *tls.Config    // for tls tunnels terminated at the agent
+	http        *httpTunnel
+	raw         *rawTunnel
+	bound       wire.Bound // the relay's last reply, reused to re-bind the same name or port
 }
 
 // Validate checks the configuration without touching the network. Its
 // errors name the offending field and never include secrets.
 func (c *Config) Validate() error {
-	_, err := c.prepare()
+	_, _, err := c.prepare()
 	return err
 }
 
-func (c *Config) prepare() ([]*tunnel, error) {
+// prepare validates the configuration and builds what New needs: the
+// tunnels and the TLS config for the relay. Every file it names is read here,
+// once.
+func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	if c.RelayAddr == "" {
-		return nil, errors.New("relay address is required")
+		return nil, nil, errors.New("relay address is required")
 	}
-	if _, _, err := net.SplitHostPort(c.RelayAddr); err != nil {
-		return nil, fmt.Errorf("relay address %q: want host:port", c.RelayAddr)
+	host, _, err := net.SplitHostPort(c.RelayAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay address %q: want host:port", c.RelayAddr)
 	}
 	if c.RelayCAFile != "" && c.RelayFingerprint != "" {
-		return nil, errors.New("relay CA file and relay fingerprint are mutually exclusive")
+		return nil, nil, errors.New("relay CA file and relay fingerprint are mutually exclusive")
 	}
-	if c.RelayFingerprint != "" {
-		if _, err := wire.ParseFingerprint(c.RelayFingerprint); err != nil {
-			return nil, err
-		}
-	}
-	if c.RelayCAFile != "" {
-		if _, err := loadCAs(c.RelayCAFile); err != nil {
-			return nil, fmt.Errorf("relay %w", err)
-		}
+	relayTLS, err := relayTLSConfig(host, c.RelayCAFile, c.RelayFingerprint)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(c.Tunnels) == 0 {
-		return nil, errors.New("no tunnels configured")
+		return nil, nil, errors.New("no tunnels configured")
 	}
 	if c.KeepAliveInterval <= 0 || c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin ||
 		c.DialTimeout <= 0 || c.ResponseTimeout <= 0 || c.DrainTimeout < 0 {
-		return nil, errors.New("timeouts must be positive (start from DefaultConfig)")
+		return nil, nil, errors.New("timeouts must be positive (start from DefaultConfig)")
 	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {
 		tn, err := prepareTunnel(t, c)
 		if err != nil {
 			if len(c.Tunnels) > 1 {
-				return nil, fmt.Errorf("tunnel %d: %w", i+1, err)
+				return nil, nil, fmt.Errorf("tunnel %d: %w", i+1, err)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		tn.id = uint32(i + 1)
 		out = append(out, tn)
 	}
-	return out, nil
+	return out, relayTLS, nil
 }
 
 func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
@@ -149,7 +149,7 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
 		return nil, errors.New("a remote port applies to tcp tunnels only")
 	}
 	if t.UpstreamCAFile != "" {
-		if _, err := loadCAs(t.UpstreamCAFile); err != nil {
+		if tn.upstreamCAs, err = loadCAs(t.UpstreamCAFile); err != nil {
 			return nil, fmt.Errorf("upstream %w", err)
 		}
 		// A CA bundle only makes sense with verification; asking for one turns it on.
@@ -179,19 +179,10 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	switch t.Proto {
-	case wire.ProtoHTTP:
-		h, err := newHTTPTunnel(tn, c)
-		if err != nil {
-			return nil, err
-		}
-		tn.http = h
-	default:
-		r, err := newRawTunnel(tn, c)
-		if err != nil {
-			return nil, err
-		}
-		tn.raw = r
+	if t.Proto == wire.ProtoHTTP {
+		tn.http = newHTTPTunnel(tn, c)
+	} else {
+		tn.raw = newRawTunnel(tn, c)
 	}
 	return tn, nil
 }

@@ -36,12 +36,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tunnels, err := cfg.prepare()
-	if err != nil {
-		return nil, err
-	}
-	host, _, _ := net.SplitHostPort(cfg.RelayAddr)
-	relayTLS, err := relayTLSConfig(host, cfg.RelayCAFile, cfg.RelayFingerprint)
+	tunnels, relayTLS, err := cfg.prepare()
 	if err != nil {
 		return nil, err
 	}

@@ -37,11 +37,8 @@ type httpTunnel struct {
 	log     *slog.Logger
 }
 
-func newHTTPTunnel(tn *tunnel, c *Config) (*httpTunnel, error) {
-	rt, err := upstreamTransport(tn, c)
-	if err != nil {
-		return nil, err
-	}
+func newHTTPTunnel(tn *tunnel, c *Config) *httpTunnel {
+	rt := upstreamTransport(tn, c)
 	target := &url.URL{Scheme: tn.upstream.Scheme, Host: tn.upstream.Addr()}
 	hostHeader := tn.HostHeader
 	log := c.Logger.With("tunnel", tn.Name, "upstream", tn.upstream.String())
@@ -70,7 +67,7 @@ func newHTTPTunnel(tn *tunnel, c *Config) (*httpTunnel, error) {
 		handler = basicAuth(user, pass, handler)
 	}
 	h.handler = h.checkHost(refuseH2CUpgrade(handler))
-	return h, nil
+	return h
 }
 
 // setHosts records the public hostnames the relay gave the tunnel.
@@ -237,7 +234,7 @@ func (ts *tunnelServer) close() { ts.server.Close() }
 // upstreamTransport builds the round tripper for one upstream: HTTP/1.1 by
 // default; with UpstreamHTTP2, h2c with prior knowledge for http:// and
 // HTTP/2 by ALPN for https://.
-func upstreamTransport(tn *tunnel, c *Config) (*http.Transport, error) {
+func upstreamTransport(tn *tunnel, c *Config) *http.Transport {
 	dialer := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext:           dialer.DialContext,
@@ -260,18 +257,14 @@ func upstreamTransport(tn *tunnel, c *Config) (*http.Transport, error) {
 			protos.SetHTTP2(true)
 		}
 		protos.SetHTTP1(true)
-		cfg, err := upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.UpstreamCAFile, next)
-		if err != nil {
-			return nil, fmt.Errorf("upstream TLS: %w", err)
-		}
-		tr.TLSClientConfig = cfg
+		tr.TLSClientConfig = upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.upstreamCAs, next)
 	case tn.UpstreamHTTP2:
 		protos.SetUnencryptedHTTP2(true)
 	default:
 		protos.SetHTTP1(true)
 	}
 	tr.Protocols = &protos
-	return tr, nil
+	return tr
 }
 
 func basicAuth(user, pass string, next http.Handler) http.Handler {

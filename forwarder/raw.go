@@ -3,7 +3,6 @@ package forwarder
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -22,21 +21,17 @@ type rawTunnel struct {
 	timeout time.Duration
 }
 
-func newRawTunnel(tn *tunnel, c *Config) (*rawTunnel, error) {
+func newRawTunnel(tn *tunnel, c *Config) *rawTunnel {
 	d := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
 	r := &rawTunnel{tn: tn, log: c.Logger.With("upstream", tn.upstream.String()), timeout: c.DialTimeout}
 	addr := tn.upstream.Addr()
 	if tn.upstream.Scheme == "tls" {
-		cfg, err := upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.UpstreamCAFile, nil)
-		if err != nil {
-			return nil, fmt.Errorf("upstream TLS: %w", err)
-		}
-		td := &tls.Dialer{NetDialer: d, Config: cfg}
+		td := &tls.Dialer{NetDialer: d, Config: upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.upstreamCAs, nil)}
 		r.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
 	} else {
 		r.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	return r, nil
+	return r
 }
 
 func (r *rawTunnel) serve(st net.Conn, h wire.StreamHeader) {

@@ -26,22 +26,15 @@ func loadCAs(path string) (*x509.CertPool, error) {
 
 // upstreamTLSConfig builds the client TLS config for an https:// or tls://
 // upstream. Verification is off unless asked for, because the agent's side
-// of the network is assumed private; caFile replaces the system roots.
-func upstreamTLSConfig(u Upstream, verify bool, caFile string, nextProtos []string) (*tls.Config, error) {
-	cfg := &tls.Config{
+// of the network is assumed private; roots, if set, replace the system's.
+func upstreamTLSConfig(u Upstream, verify bool, roots *x509.CertPool, nextProtos []string) *tls.Config {
+	return &tls.Config{
 		ServerName:         u.Host,
 		InsecureSkipVerify: !verify,
+		RootCAs:            roots,
 		NextProtos:         nextProtos,
 		MinVersion:         tls.VersionTLS12,
 	}
-	if verify && caFile != "" {
-		pool, err := loadCAs(caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }
 
 // ErrRelayUntrusted wraps every failure to trust the relay's certificate.
@@ -49,7 +42,8 @@ func upstreamTLSConfig(u Upstream, verify bool, caFile string, nextProtos []stri
 var ErrRelayUntrusted = errors.New("relay certificate not trusted")
 
 // relayTLSConfig builds the TLS config for dialing the relay: system roots,
-// a CA file, or a pinned SHA-256 fingerprint of the leaf certificate.
+// a CA file, or a pinned SHA-256 fingerprint of the leaf certificate. It is
+// where the relay trust settings are checked and the CA file read, once.
 func relayTLSConfig(serverName, caFile, fingerprint string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		ServerName: serverName,
