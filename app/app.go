@@ -44,7 +44,6 @@ type Options struct {
 	Launcher   autostart.Launcher
 	LocalRelay *engine.LocalRelay
 	Logger     *slog.Logger
-	Tune       func(*forwarder.Config) // adjusts every forwarder config (tests)
 }
 
 // App is the running desktop app.
@@ -83,7 +82,6 @@ func New(fy fyne.App, o Options) *App {
 		LocalRelay: o.LocalRelay,
 		Logger:     o.Logger,
 		OnChange:   a.onState,
-		Tune:       o.Tune,
 	})
 	return a
 }

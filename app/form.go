@@ -296,7 +296,7 @@ func (f *profileForm) showNormalized() {
 	}
 	u, err := p.NormalizedUpstream()
 	if err != nil {
-		f.showUpstreamProblem(p.Validate()[settings.FieldUpstream])
+		f.showUpstreamProblem(settings.UpstreamMessage(err))
 		return
 	}
 	f.normalized.Importance = widget.SuccessImportance

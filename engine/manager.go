@@ -29,8 +29,6 @@ type Config struct {
 	// OnChange is called after every state change of any profile, from the
 	// goroutine that made it. It must not block for long.
 	OnChange func(id string, s forwarder.State)
-	// Tune adjusts each forwarder config before use (tests shorten timeouts).
-	Tune func(*forwarder.Config)
 }
 
 // Manager starts and stops one forwarder per profile.
@@ -144,9 +142,6 @@ func (m *Manager) forwarder(p settings.Profile) (*forwarder.Forwarder, error) {
 	}
 	id := p.ID
 	cfg.OnState = func(s forwarder.State) { m.set(id, s) }
-	if m.cfg.Tune != nil {
-		m.cfg.Tune(&cfg)
-	}
 	return forwarder.New(cfg)
 }
 

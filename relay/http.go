@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -79,11 +80,7 @@ func (r *recorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type headError struct{}
-
-func (headError) Error() string { return "request head too large" }
-
-var errHeadTooLarge error = headError{}
+var errHeadTooLarge = errors.New("request head too large")
 
 // serveHTTP answers the public requests that reach no agent: an unknown
 // host, an offline tunnel, or one whose agent is draining.

@@ -144,13 +144,8 @@ func (p Profile) Validate() Problems {
 		bad[FieldType] = "Choose HTTP, TCP or TLS."
 	}
 	if p.Type != 0 {
-		if _, err := forwarder.ParseUpstream(p.Upstream, p.Type); err != nil {
-			var ue *forwarder.UpstreamError
-			if errors.As(err, &ue) {
-				bad[FieldUpstream] = upperFirst(ue.Reason) + "."
-			} else {
-				bad[FieldUpstream] = err.Error()
-			}
+		if _, err := p.NormalizedUpstream(); err != nil {
+			bad[FieldUpstream] = UpstreamMessage(err)
 		}
 	}
 	if p.UpstreamCAFile != "" {
@@ -172,6 +167,16 @@ func (p Profile) NormalizedUpstream() (string, error) {
 		return "", err
 	}
 	return u.String(), nil
+}
+
+// UpstreamMessage words an error from NormalizedUpstream for the field it
+// belongs to: the reason alone, as a sentence (the field shows the input).
+func UpstreamMessage(err error) string {
+	var ue *forwarder.UpstreamError
+	if errors.As(err, &ue) {
+		return upperFirst(ue.Reason) + "."
+	}
+	return err.Error()
 }
 
 // Secrets are a profile's secrets, read from the keyring when it starts.
