@@ -330,13 +330,18 @@ func (a *App) commit(next []settings.Profile) error {
 // deleteProfile stops a profile, forgets its secrets and removes it.
 func (a *App) deleteProfile(id string) error {
 	a.engine.StopWait(id)
+	p, _ := a.profile(id)
 	var keyErr error
-	for _, k := range []settings.SecretKind{settings.SecretToken, settings.SecretBasicAuth} {
-		if p, _ := a.profile(id); p.HasToken || k == settings.SecretBasicAuth && p.BasicAuthUser != "" {
-			if err := a.secrets.Delete(id, k); err != nil {
-				keyErr = err
-			}
+	forget := func(kind settings.SecretKind) {
+		if err := a.secrets.Delete(id, kind); err != nil {
+			keyErr = err
 		}
+	}
+	if p.HasToken {
+		forget(settings.SecretToken)
+	}
+	if p.BasicAuthUser != "" {
+		forget(settings.SecretBasicAuth)
 	}
 	a.mu.Lock()
 	next := slices.DeleteFunc(slices.Clone(a.profiles), func(p settings.Profile) bool { return p.ID == id })
