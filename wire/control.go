@@ -12,7 +12,7 @@ type Proto uint8
 
 // Tunnel protocols.
 const (
-	ProtoHTTP Proto = 1 // HTTP requests, proxied by the relay to the agent over HTTP/1.1
+	ProtoHTTP Proto = 1 // HTTP connections, routed by Host or SNI; the agent does the HTTP
 	ProtoTCP  Proto = 2 // raw TCP on a public port
 	ProtoTLS  Proto = 3 // TLS routed by SNI, passed through untouched
 )

@@ -8,7 +8,7 @@
 // Bound reply (public URLs) or a coded error.
 //
 // For every public connection the relay opens a stream to the agent. Its
-// first bytes are a StreamHeader (tunnel id, protocol, client address); the
+// first bytes are a StreamHeader (protocol, flags, tunnel id, client address); the
 // rest of the stream is the public traffic. docs/PROTOCOL.md describes the
 // format in full.
 package wire
@@ -16,7 +16,7 @@ package wire
 import "time"
 
 // Version is the protocol version spoken by this build. The relay refuses
-// agents whose major version differs.
+// agents that speak another version.
 const Version = 1
 
 // Limits that are part of the protocol.

@@ -16,7 +16,6 @@ type Code string
 const (
 	TunnelNotFound      Code = "PH-404-TUNNEL-NOT-FOUND"  // no tunnel has this hostname
 	TunnelOffline       Code = "PH-503-TUNNEL-OFFLINE"    // the tunnel's agent is disconnected
-	TunnelBroken        Code = "PH-502-TUNNEL-BROKEN"     // the agent stream failed mid-request
 	UpstreamRefused     Code = "PH-502-UPSTREAM-REFUSED"  // the upstream refused the connection
 	UpstreamUnreachable Code = "PH-502-UPSTREAM-DIAL"     // the upstream could not be dialed
 	UpstreamBadResponse Code = "PH-502-UPSTREAM-RESPONSE" // the upstream sent an invalid response
