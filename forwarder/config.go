@@ -18,6 +18,10 @@ import (
 
 // Tunnel describes one tunnel: its public side and its upstream.
 type Tunnel struct {
+	// Label names the tunnel in the agent API and the inspector; it is
+	// unique within a forwarder. Empty means the subdomain, else the
+	// protocol and a number ("tcp-2").
+	Label      string
 	Proto      wire.Proto
 	Upstream   string // URL, host:port or bare port; see ParseUpstream
 	Name       string // requested subdomain (http, tls); random if empty
@@ -121,6 +125,14 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 			return nil, nil, err
 		}
 		tn.id = uint32(i + 1)
+		if tn.Label == "" {
+			tn.Label = defaultLabel(tn)
+		}
+		for _, o := range out {
+			if o.Label == tn.Label {
+				return nil, nil, fmt.Errorf("two tunnels are named %q", tn.Label)
+			}
+		}
 		out = append(out, tn)
 	}
 	return out, relayTLS, nil

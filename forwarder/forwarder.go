@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,16 +20,19 @@ import (
 )
 
 // Forwarder is one agent: a session to a relay carrying a set of tunnels.
+// Tunnels may be added and removed while it runs (AddTunnel, RemoveTunnel).
 type Forwarder struct {
 	cfg      Config
 	log      *slog.Logger
-	tunnels  []*tunnel
-	byID     map[uint32]*tunnel
 	relayTLS *tls.Config
 
-	mu    sync.Mutex
-	state State
-	ran   bool
+	mu      sync.Mutex
+	tunnels []*tunnel          // in bind order
+	byID    map[uint32]*tunnel // every tunnel streams may arrive for, including one being added
+	nextID  uint32
+	live    *session // the session while Online, else nil
+	state   State
+	ran     bool
 }
 
 // New validates cfg and returns a Forwarder ready to Run.
@@ -43,6 +47,7 @@ func New(cfg Config) (*Forwarder, error) {
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, tunnels: tunnels, byID: map[uint32]*tunnel{}, relayTLS: relayTLS}
 	for _, t := range tunnels {
 		f.byID[t.id] = t
+		f.nextID = max(f.nextID, t.id)
 	}
 	return f, nil
 }
@@ -93,7 +98,6 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		sess, ctrl, err := f.connect(ctx)
 		if err == nil {
 			attempt = 0
-			f.setState(State{Phase: Online, Forwarding: f.forwardings()})
 			err = f.serve(ctx, sess, ctrl)
 		}
 		if ctx.Err() != nil {
@@ -140,6 +144,8 @@ func IsFatal(err error) bool {
 	return isTrustError(err)
 }
 
+// forwardings lists the public addresses of the bound tunnels; called with
+// f.mu held.
 func (f *Forwarder) forwardings() []Forwarding {
 	var out []Forwarding
 	for _, t := range f.tunnels {
@@ -211,34 +217,52 @@ func (f *Forwarder) handshake(sess *yamux.Session) (*yamux.Stream, error) {
 	if m.Welcome == nil {
 		return nil, fmt.Errorf("handshake: unexpected %q message", m.Type)
 	}
-	for _, t := range f.tunnels {
-		bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort}
-		// After a reconnect ask for what we had, so the public address stays put.
-		if bind.Name == "" {
-			bind.Name = t.bound.Name
-		}
-		if bind.RemotePort == 0 && t.Proto == wire.ProtoTCP {
-			bind.RemotePort = boundPort(t.bound)
-		}
-		if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeBind, Bind: bind}); err != nil {
+	f.mu.Lock()
+	tunnels := slices.Clone(f.tunnels)
+	f.mu.Unlock()
+	for _, t := range tunnels {
+		if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeBind, Bind: t.bindRequest()}); err != nil {
 			return nil, fmt.Errorf("bind: %w", err)
 		}
 		m, err := wire.ReadMessage(ctrl)
 		if err != nil {
 			return nil, fmt.Errorf("bind: %w", err)
 		}
-		if m.Error != nil {
-			return nil, m.Error
-		}
-		if m.Bound == nil || m.Bound.TunnelID != t.id {
-			return nil, fmt.Errorf("bind: unexpected %q message", m.Type)
-		}
-		t.bound = *m.Bound
-		if t.http != nil {
-			t.http.setHosts(t.bound.URLs)
+		if err := f.bound(t, m); err != nil {
+			return nil, err
 		}
 	}
 	return ctrl, nil
+}
+
+// bindRequest asks for the tunnel's name or port. After a reconnect it asks
+// for what the tunnel had, so its public address stays put.
+func (t *tunnel) bindRequest() *wire.Bind {
+	bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort}
+	if bind.Name == "" {
+		bind.Name = t.bound.Name
+	}
+	if bind.RemotePort == 0 && t.Proto == wire.ProtoTCP {
+		bind.RemotePort = boundPort(t.bound)
+	}
+	return bind
+}
+
+// bound applies the relay's reply to the tunnel's bind.
+func (f *Forwarder) bound(t *tunnel, m *wire.Message) error {
+	if m.Error != nil {
+		return m.Error
+	}
+	if m.Bound == nil || m.Bound.TunnelID != t.id {
+		return fmt.Errorf("bind: unexpected %q message", m.Type)
+	}
+	f.mu.Lock()
+	t.bound = *m.Bound
+	f.mu.Unlock()
+	if t.http != nil {
+		t.http.setHosts(m.Bound.URLs)
+	}
+	return nil
 }
 
 // boundPort returns the public port of a TCP tunnel's bound URL.

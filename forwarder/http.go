@@ -185,6 +185,11 @@ func newStreamConn(c net.Conn, h wire.StreamHeader) *streamConn {
 // Request.RemoteAddr.
 func (c *streamConn) RemoteAddr() net.Addr { return c.client }
 
+// wrapConn makes a relay stream the public client's connection.
+func (h *httpTunnel) wrapConn(st net.Conn, hdr wire.StreamHeader) net.Conn {
+	return newStreamConn(st, hdr)
+}
+
 type tlsKey struct{}
 
 func publicTLS(ctx context.Context) bool { v, _ := ctx.Value(tlsKey{}).(bool); return v }

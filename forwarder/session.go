@@ -15,21 +15,40 @@ import (
 // session is what one relay session serves: an HTTP server per HTTP
 // tunnel, and the raw connections in flight.
 type session struct {
-	ys      *yamux.Session
+	ys   *yamux.Session
+	ctrl *control
+	raw  sync.WaitGroup
+
+	mu      sync.Mutex
 	servers map[uint32]*tunnelServer
-	raw     sync.WaitGroup
 	drained sync.Once
+}
+
+func (sess *session) server(id uint32) *tunnelServer {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.servers[id]
 }
 
 // serve accepts the relay's streams until the session ends or ctx is done,
 // in which case it drains. It also obeys the relay's drain request.
-func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrl *yamux.Stream) error {
+func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrlStream *yamux.Stream) error {
 	sess := &session{ys: ys, servers: map[uint32]*tunnelServer{}}
-	for _, t := range f.tunnels {
+	sess.ctrl = newControl(ctrlStream, func() {
+		f.log.Info("relay is shutting down; draining")
+		go f.drainServers(sess)
+	})
+	f.mu.Lock()
+	for _, t := range f.byID {
 		if t.http != nil {
 			sess.servers[t.id] = t.http.newServer()
 		}
 	}
+	f.live = sess
+	st := State{Phase: Online, Forwarding: f.forwardings()}
+	f.mu.Unlock()
+	f.setState(st)
+
 	accepted := make(chan error, 1)
 	go func() {
 		for {
@@ -41,20 +60,10 @@ func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrl *yamux.St
 			go f.handleStream(sess, st)
 		}
 	}()
-	// The control stream stays open for the life of the session. The relay
-	// may ask the agent to drain before it shuts down.
-	go func() {
-		for {
-			m, err := wire.ReadMessage(ctrl)
-			if err != nil {
-				return
-			}
-			if m.Type == wire.TypeDrain {
-				f.log.Info("relay is shutting down; draining")
-				go f.drainServers(sess)
-			}
-		}
-	}()
+	// The control stream stays open for the life of the session: it carries
+	// the binds of tunnels added while online, and the relay's drain request.
+	go sess.ctrl.read()
+
 	var err error
 	select {
 	case aerr := <-accepted:
@@ -66,10 +75,15 @@ func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrl *yamux.St
 		f.drainServers(sess)
 		err = ctx.Err()
 	}
+	f.mu.Lock()
+	f.live = nil
+	f.mu.Unlock()
 	ys.Close()
+	sess.mu.Lock()
 	for _, ts := range sess.servers {
 		ts.close()
 	}
+	sess.mu.Unlock()
 	return err
 }
 
@@ -80,9 +94,11 @@ func (f *Forwarder) drainServers(sess *session) {
 		dctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
 		defer cancel()
 		var wg sync.WaitGroup
+		sess.mu.Lock()
 		for _, ts := range sess.servers {
 			wg.Go(func() { ts.shutdown(dctx) })
 		}
+		sess.mu.Unlock()
 		wg.Go(func() {
 			done := make(chan struct{})
 			go func() { sess.raw.Wait(); close(done) }()
@@ -103,14 +119,20 @@ func (f *Forwarder) handleStream(sess *session, st *yamux.Stream) {
 		st.Close()
 		return
 	}
+	f.mu.Lock()
 	t := f.byID[h.TunnelID]
+	f.mu.Unlock()
 	if t == nil || t.Proto != h.Proto {
 		f.log.Warn("stream for unknown tunnel", "tunnel", h.TunnelID, "proto", h.Proto)
 		st.Close()
 		return
 	}
-	if ts := sess.servers[t.id]; ts != nil {
-		ts.listener.Push(newStreamConn(st, h))
+	if t.http != nil {
+		if ts := sess.server(t.id); ts != nil {
+			ts.listener.Push(t.http.wrapConn(st, h))
+			return
+		}
+		st.Close()
 		return
 	}
 	sess.raw.Add(1)

@@ -172,6 +172,9 @@ func (s *Server) serveAgent(raw net.Conn) {
 			return
 		}
 		reply := sess.handle(m)
+		if reply == nil {
+			continue
+		}
 		if err := wire.WriteMessage(ctrl, reply); err != nil {
 			return
 		}
@@ -193,7 +196,12 @@ func errorMessage(e *wire.Error, tunnel uint32) *wire.Message {
 	return &wire.Message{Type: wire.TypeError, Error: e, ErrorFor: tunnel}
 }
 
+// handle answers one control message from the agent; unbind has no reply.
 func (sess *session) handle(m *wire.Message) *wire.Message {
+	if m.Type == wire.TypeUnbind && m.Unbind != nil {
+		sess.unbind(m.Unbind.TunnelID)
+		return nil
+	}
 	if m.Type != wire.TypeBind || m.Bind == nil {
 		return errorMessage(wire.Errorf(wire.CodeBadRequest, "unexpected %q message", m.Type), 0)
 	}
@@ -269,6 +277,22 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 	sess.bindings[b.id] = b
 	sess.mu.Unlock()
 	return b, nil
+}
+
+// unbind releases one of the session's tunnels at the agent's request. Its
+// name or port stays held for the same token for the grace period, as after
+// a disconnect.
+func (sess *session) unbind(id uint32) {
+	sess.mu.Lock()
+	b := sess.bindings[id]
+	delete(sess.bindings, id)
+	sess.mu.Unlock()
+	if b == nil {
+		return
+	}
+	sess.srv.reg.release(b)
+	b.close()
+	sess.log.Info("tunnel unbound", "name", b.name, "port", b.port)
 }
 
 // drop forgets a binding that another session of the same owner took over.

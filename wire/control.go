@@ -80,6 +80,13 @@ type Bound struct {
 	URLs     []string `json:"urls,omitempty"`
 }
 
+// Unbind asks the relay to release one tunnel of the session: its public
+// address stops routing to this agent. The relay sends no reply, and ignores
+// an id it has not bound, so an agent may unbind without waiting.
+type Unbind struct {
+	TunnelID uint32 `json:"tunnel_id"`
+}
+
 // Message is the envelope of every control message. Exactly one field besides
 // Type is set.
 type Message struct {
@@ -88,6 +95,7 @@ type Message struct {
 	Welcome *Welcome `json:"welcome,omitempty"`
 	Bind    *Bind    `json:"bind,omitempty"`
 	Bound   *Bound   `json:"bound,omitempty"`
+	Unbind  *Unbind  `json:"unbind,omitempty"`
 	Error   *Error   `json:"error,omitempty"`
 	// ErrorFor names the tunnel an error refers to, or 0 for the session.
 	ErrorFor uint32 `json:"error_for,omitempty"`
@@ -99,6 +107,7 @@ const (
 	TypeWelcome = "welcome"
 	TypeBind    = "bind"
 	TypeBound   = "bound"
+	TypeUnbind  = "unbind"
 	TypeError   = "error"
 	// TypeDrain (relay → agent, no body) says the relay is shutting down:
 	// the agent should finish in-flight requests, close idle connections,

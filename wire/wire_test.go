@@ -65,6 +65,13 @@ func TestControlMessages(t *testing.T) {
 	if err != nil || out.Bind == nil || *out.Bind != *in.Bind {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
+	unbind := &Message{Type: TypeUnbind, Unbind: &Unbind{TunnelID: 9}}
+	if err := WriteMessage(&buf, unbind); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ReadMessage(&buf); err != nil || out.Unbind == nil || out.Unbind.TunnelID != 9 {
+		t.Fatalf("unbind round trip: %+v, %v", out, err)
+	}
 	// A length over the limit is refused before the body is read.
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], MaxControlMessage+1)
