@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,46 +84,72 @@ type tunnel struct {
 	bound       wire.Bound // the relay's last reply, reused to re-bind the same name or port
 }
 
-// Validate checks the configuration without touching the network. Its
-// errors name the offending field and never include secrets.
+// Validate checks the configuration without touching the network; it reads
+// the CA and certificate files it names. Its errors are *FieldError, name
+// the offending field and never include secrets.
 func (c *Config) Validate() error {
-	_, _, err := c.prepare()
+	cfg := *c
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	_, _, err := cfg.prepare()
 	return err
+}
+
+// FieldError is a Config that Validate refuses, with the field at fault:
+// Field is the Go name of a Config field (such as "RelayCAFile"), or, when
+// Tunnel is not negative, of a field of Config.Tunnels[Tunnel] (such as
+// "UpstreamCAFile"). Callers that show a form map Field to their own input.
+// The error never includes a secret.
+type FieldError struct {
+	Field  string
+	Tunnel int // index in Config.Tunnels, or -1 for a field of Config itself
+	Err    error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func configError(field string, err error) error {
+	return &FieldError{Field: field, Tunnel: -1, Err: err}
 }
 
 // prepare validates the configuration and builds what New needs: the
 // tunnels and the TLS config for the relay. Every file it names is read here,
-// once.
+// once. Every error it returns is a *FieldError.
 func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	if c.RelayAddr == "" {
-		return nil, nil, errors.New("relay address is required")
+		return nil, nil, configError("RelayAddr", errors.New("relay address is required"))
 	}
-	host, _, err := net.SplitHostPort(c.RelayAddr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("relay address %q: want host:port", c.RelayAddr)
+	host, port, err := net.SplitHostPort(c.RelayAddr)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return nil, nil, configError("RelayAddr", fmt.Errorf("relay address %q: want host:port", c.RelayAddr))
 	}
 	if c.RelayCAFile != "" && c.RelayFingerprint != "" {
-		return nil, nil, errors.New("relay CA file and relay fingerprint are mutually exclusive")
+		return nil, nil, configError("RelayFingerprint", errors.New("relay CA file and relay fingerprint are mutually exclusive"))
 	}
 	relayTLS, err := relayTLSConfig(host, c.RelayCAFile, c.RelayFingerprint)
 	if err != nil {
-		return nil, nil, err
+		field := "RelayCAFile"
+		if c.RelayFingerprint != "" {
+			field = "RelayFingerprint"
+		}
+		return nil, nil, configError(field, err)
 	}
 	if len(c.Tunnels) == 0 {
-		return nil, nil, errors.New("no tunnels configured")
+		return nil, nil, configError("Tunnels", errors.New("no tunnels configured"))
 	}
-	if c.KeepAliveInterval <= 0 || c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin ||
-		c.DialTimeout <= 0 || c.ResponseTimeout <= 0 || c.DrainTimeout < 0 {
-		return nil, nil, errors.New("timeouts must be positive (start from DefaultConfig)")
+	if err := c.checkTimeouts(); err != nil {
+		return nil, nil, err
 	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {
-		tn, err := prepareTunnel(t, c)
+		tn, field, err := prepareTunnel(t, c)
 		if err != nil {
 			if len(c.Tunnels) > 1 {
-				return nil, nil, fmt.Errorf("tunnel %d: %w", i+1, err)
+				err = fmt.Errorf("tunnel %d: %w", i+1, err)
 			}
-			return nil, nil, err
+			return nil, nil, &FieldError{Field: field, Tunnel: i, Err: err}
 		}
 		tn.id = uint32(i + 1)
 		if tn.Label == "" {
@@ -138,56 +165,78 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	return out, relayTLS, nil
 }
 
-func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
+// checkTimeouts refuses a zero or negative limit, naming the first one.
+func (c *Config) checkTimeouts() error {
+	for _, d := range []struct {
+		field string
+		bad   bool
+	}{
+		{"KeepAliveInterval", c.KeepAliveInterval <= 0},
+		{"ReconnectMin", c.ReconnectMin <= 0},
+		{"ReconnectMax", c.ReconnectMax < c.ReconnectMin},
+		{"DialTimeout", c.DialTimeout <= 0},
+		{"ResponseTimeout", c.ResponseTimeout <= 0},
+		{"DrainTimeout", c.DrainTimeout < 0},
+	} {
+		if d.bad {
+			return configError(d.field, errors.New("timeouts must be positive (start from DefaultConfig)"))
+		}
+	}
+	return nil
+}
+
+// prepareTunnel validates one tunnel and builds it. On failure it returns
+// the name of the Tunnel field at fault.
+func prepareTunnel(t Tunnel, c *Config) (*tunnel, string, error) {
 	switch t.Proto {
 	case wire.ProtoHTTP, wire.ProtoTCP, wire.ProtoTLS:
 	default:
-		return nil, fmt.Errorf("unknown tunnel type %v", t.Proto)
+		return nil, "Proto", fmt.Errorf("unknown tunnel type %v", t.Proto)
 	}
 	up, err := ParseUpstream(t.Upstream, t.Proto)
 	if err != nil {
-		return nil, err
+		return nil, "Upstream", err
 	}
 	tn := &tunnel{Tunnel: t, upstream: up}
 	if t.Name != "" {
 		if err := wire.ValidName(t.Name); err != nil {
-			return nil, err
+			return nil, "Name", err
 		}
 	}
 	if t.RemotePort < 0 || t.RemotePort > 65535 {
-		return nil, fmt.Errorf("remote port %d is out of range", t.RemotePort)
+		return nil, "RemotePort", fmt.Errorf("remote port %d is out of range", t.RemotePort)
 	}
 	if t.RemotePort != 0 && t.Proto != wire.ProtoTCP {
-		return nil, errors.New("a remote port applies to tcp tunnels only")
+		return nil, "RemotePort", errors.New("a remote port applies to tcp tunnels only")
 	}
 	if t.UpstreamCAFile != "" {
 		if tn.upstreamCAs, err = loadCAs(t.UpstreamCAFile); err != nil {
-			return nil, fmt.Errorf("upstream %w", err)
+			return nil, "UpstreamCAFile", fmt.Errorf("upstream %w", err)
 		}
 		// A CA bundle only makes sense with verification; asking for one turns it on.
 		tn.UpstreamTLSVerify = true
 	}
 	if t.BasicAuth != "" {
 		if t.Proto != wire.ProtoHTTP {
-			return nil, errors.New("basic auth applies to http tunnels only")
+			return nil, "BasicAuth", errors.New("basic auth applies to http tunnels only")
 		}
 		if u, p, ok := strings.Cut(t.BasicAuth, ":"); !ok || u == "" || p == "" {
-			return nil, errors.New("basic auth: want user:password")
+			return nil, "BasicAuth", errors.New("basic auth: want user:password")
 		}
 	}
 	if t.HostHeader != "" && t.Proto != wire.ProtoHTTP {
-		return nil, errors.New("host header applies to http tunnels only")
+		return nil, "HostHeader", errors.New("host header applies to http tunnels only")
 	}
 	if (t.TerminateCertFile == "") != (t.TerminateKeyFile == "") {
-		return nil, errors.New("terminate needs both a certificate and a key")
+		return nil, "TerminateCertFile", errors.New("terminate needs both a certificate and a key")
 	}
 	if t.TerminateCertFile != "" {
 		if t.Proto != wire.ProtoTLS {
-			return nil, errors.New("terminating TLS applies to tls tunnels only")
+			return nil, "TerminateCertFile", errors.New("terminating TLS applies to tls tunnels only")
 		}
 		cert, err := tls.LoadX509KeyPair(t.TerminateCertFile, t.TerminateKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("terminate certificate: %w", err)
+			return nil, "TerminateCertFile", fmt.Errorf("terminate certificate: %w", err)
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
@@ -196,5 +245,5 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, error) {
 	} else {
 		tn.raw = newRawTunnel(tn, c)
 	}
-	return tn, nil
+	return tn, "", nil
 }
