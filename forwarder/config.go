@@ -103,7 +103,7 @@ func (c *Config) Validate() error {
 // The error never includes a secret.
 type FieldError struct {
 	Field  string
-	Tunnel int // index in Config.Tunnels, or -1 for a field of Config itself
+	Tunnel int // index in Config.Tunnels (0 from AddTunnel), or -1 for a field of Config itself
 	Err    error
 }
 
@@ -144,12 +144,13 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {
-		tn, field, err := prepareTunnel(t, c)
+		tn, err := prepareTunnel(t, c)
 		if err != nil {
 			if len(c.Tunnels) > 1 {
-				err = fmt.Errorf("tunnel %d: %w", i+1, err)
+				err.Err = fmt.Errorf("tunnel %d: %w", i+1, err.Err)
 			}
-			return nil, nil, &FieldError{Field: field, Tunnel: i, Err: err}
+			err.Tunnel = i
+			return nil, nil, err
 		}
 		tn.id = uint32(i + 1)
 		if tn.Label == "" {
@@ -157,7 +158,7 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 		}
 		for _, o := range out {
 			if o.Label == tn.Label {
-				return nil, nil, fmt.Errorf("two tunnels are named %q", tn.Label)
+				return nil, nil, &FieldError{Field: "Label", Tunnel: i, Err: fmt.Errorf("two tunnels are named %q", tn.Label)}
 			}
 		}
 		out = append(out, tn)
@@ -185,58 +186,61 @@ func (c *Config) checkTimeouts() error {
 	return nil
 }
 
-// prepareTunnel validates one tunnel and builds it. On failure it returns
-// the name of the Tunnel field at fault.
-func prepareTunnel(t Tunnel, c *Config) (*tunnel, string, error) {
+// prepareTunnel validates one tunnel and builds it. Its error names the
+// Tunnel field at fault, as the tunnel at index 0.
+func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
+	fail := func(field string, err error) (*tunnel, *FieldError) {
+		return nil, &FieldError{Field: field, Err: err}
+	}
 	switch t.Proto {
 	case wire.ProtoHTTP, wire.ProtoTCP, wire.ProtoTLS:
 	default:
-		return nil, "Proto", fmt.Errorf("unknown tunnel type %v", t.Proto)
+		return fail("Proto", fmt.Errorf("unknown tunnel type %v", t.Proto))
 	}
 	up, err := ParseUpstream(t.Upstream, t.Proto)
 	if err != nil {
-		return nil, "Upstream", err
+		return fail("Upstream", err)
 	}
 	tn := &tunnel{Tunnel: t, upstream: up}
 	if t.Name != "" {
 		if err := wire.ValidName(t.Name); err != nil {
-			return nil, "Name", err
+			return fail("Name", err)
 		}
 	}
 	if t.RemotePort < 0 || t.RemotePort > 65535 {
-		return nil, "RemotePort", fmt.Errorf("remote port %d is out of range", t.RemotePort)
+		return fail("RemotePort", fmt.Errorf("remote port %d is out of range", t.RemotePort))
 	}
 	if t.RemotePort != 0 && t.Proto != wire.ProtoTCP {
-		return nil, "RemotePort", errors.New("a remote port applies to tcp tunnels only")
+		return fail("RemotePort", errors.New("a remote port applies to tcp tunnels only"))
 	}
 	if t.UpstreamCAFile != "" {
 		if tn.upstreamCAs, err = loadCAs(t.UpstreamCAFile); err != nil {
-			return nil, "UpstreamCAFile", fmt.Errorf("upstream %w", err)
+			return fail("UpstreamCAFile", fmt.Errorf("upstream %w", err))
 		}
 		// A CA bundle only makes sense with verification; asking for one turns it on.
 		tn.UpstreamTLSVerify = true
 	}
 	if t.BasicAuth != "" {
 		if t.Proto != wire.ProtoHTTP {
-			return nil, "BasicAuth", errors.New("basic auth applies to http tunnels only")
+			return fail("BasicAuth", errors.New("basic auth applies to http tunnels only"))
 		}
 		if u, p, ok := strings.Cut(t.BasicAuth, ":"); !ok || u == "" || p == "" {
-			return nil, "BasicAuth", errors.New("basic auth: want user:password")
+			return fail("BasicAuth", errors.New("basic auth: want user:password"))
 		}
 	}
 	if t.HostHeader != "" && t.Proto != wire.ProtoHTTP {
-		return nil, "HostHeader", errors.New("host header applies to http tunnels only")
+		return fail("HostHeader", errors.New("host header applies to http tunnels only"))
 	}
 	if (t.TerminateCertFile == "") != (t.TerminateKeyFile == "") {
-		return nil, "TerminateCertFile", errors.New("terminate needs both a certificate and a key")
+		return fail("TerminateCertFile", errors.New("terminate needs both a certificate and a key"))
 	}
 	if t.TerminateCertFile != "" {
 		if t.Proto != wire.ProtoTLS {
-			return nil, "TerminateCertFile", errors.New("terminating TLS applies to tls tunnels only")
+			return fail("TerminateCertFile", errors.New("terminating TLS applies to tls tunnels only"))
 		}
 		cert, err := tls.LoadX509KeyPair(t.TerminateCertFile, t.TerminateKeyFile)
 		if err != nil {
-			return nil, "TerminateCertFile", fmt.Errorf("terminate certificate: %w", err)
+			return fail("TerminateCertFile", fmt.Errorf("terminate certificate: %w", err))
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
@@ -245,5 +249,5 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, string, error) {
 	} else {
 		tn.raw = newRawTunnel(tn, c)
 	}
-	return tn, "", nil
+	return tn, nil
 }

@@ -47,9 +47,9 @@ func (t *tunnel) info() TunnelInfo {
 // the relay's coded refusal (*wire.Error). A tunnel added here is bound
 // again after a reconnect, like the configured ones.
 func (f *Forwarder) AddTunnel(ctx context.Context, t Tunnel) (TunnelInfo, error) {
-	tn, err := prepareTunnel(t, &f.cfg)
-	if err != nil {
-		return TunnelInfo{}, err
+	tn, ferr := prepareTunnel(t, &f.cfg)
+	if ferr != nil {
+		return TunnelInfo{}, ferr
 	}
 	f.mu.Lock()
 	sess := f.live
