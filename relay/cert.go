@@ -45,3 +45,12 @@ func loadOrCreateCert(c *Config, hosts []string) (tls.Certificate, error) {
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
 }
+
+// serverTLS returns a TLS server config with the relay's certificate (or,
+// with ACME, its certificates chosen by SNI), the minimum version and ALPN.
+func (s *Server) serverTLS(minVersion uint16, protos ...string) *tls.Config {
+	if s.acme != nil {
+		return s.acme.tlsConfig(minVersion, protos...)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: minVersion, NextProtos: protos}
+}

@@ -63,7 +63,10 @@ type Config struct {
 
 	TLSCertFile string // certificate for agents and HTTPS clients; self-signed if empty
 	TLSKeyFile  string
-	StateDir    string // where a self-signed certificate is kept
+	StateDir    string // where a self-signed certificate, or ACME's certificates and account, are kept
+	// ACME, if set, gets certificates from an ACME CA instead of
+	// TLSCertFile or a self-signed one.
+	ACME *ACMEConfig
 
 	Logger *slog.Logger
 
@@ -116,6 +119,9 @@ func (c *Config) validate() error {
 	}
 	if c.TLSCertFile == "" && c.StateDir == "" {
 		return errors.New("a state directory is required for the self-signed certificate")
+	}
+	if err := validateACME(c); err != nil {
+		return err
 	}
 	if c.NameGrace < 0 || c.KeepAliveInterval <= 0 || c.StreamsPerSession <= 0 || c.ReadHeaderTimeout <= 0 || c.ShutdownGrace < 0 {
 		return errors.New("limits must be positive (start from DefaultConfig)")

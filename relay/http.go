@@ -37,7 +37,7 @@ func (s *Server) routeHTTP(c net.Conn) {
 	req, err := http.ReadRequest(bufio.NewReader(rec))
 	c.SetReadDeadline(time.Time{})
 	pc := netutil.NewPrefixConn(c, rec.buf)
-	if err == nil {
+	if err == nil && !s.isACMEChallenge(req) {
 		if b := s.httpBinding(req.Host); b != nil {
 			if st, err := b.open(c.RemoteAddr().String(), 0); err == nil {
 				pipeHTTP(b, pc, st)
@@ -85,6 +85,12 @@ var errHeadTooLarge = errors.New("request head too large")
 // serveHTTP answers the public requests that reach no agent: an unknown
 // host, an offline tunnel, or one whose agent is draining.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.isACMEChallenge(r) {
+		if !s.acme.handleHTTPChallenge(w, r) {
+			http.Error(w, "no ACME challenge is pending for this name", http.StatusNotFound)
+		}
+		return
+	}
 	name, ok := s.nameFromHost(r.Host)
 	var b *binding
 	offline := false

@@ -19,8 +19,9 @@ import (
 type Server struct {
 	cfg         Config
 	log         *slog.Logger
-	cert        tls.Certificate
+	cert        tls.Certificate // unless acme
 	fingerprint string
+	acme        *acmeManager // certificates from an ACME CA, or nil
 	reg         *registry
 	tcpHost     string
 
@@ -49,24 +50,26 @@ func New(cfg Config) (*Server, error) {
 	if h, _, _ := net.SplitHostPort(cfg.AgentAddr); h != "" && !net.ParseIP(h).IsUnspecified() {
 		hosts = append(hosts, h)
 	}
-	cert, err := loadOrCreateCert(&cfg, hosts)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		cert:        cert,
-		fingerprint: wire.Fingerprint(cert.Certificate[0]),
-		reg:         newRegistry(cfg.Tokens, cfg.NameGrace),
-		sessions:    map[*session]struct{}{},
-		open:        map[net.Conn]struct{}{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		reg:      newRegistry(cfg.Tokens, cfg.NameGrace),
+		sessions: map[*session]struct{}{},
+		open:     map[net.Conn]struct{}{},
+	}
+	if cfg.ACME == nil {
+		cert, err := loadOrCreateCert(&cfg, hosts)
+		if err != nil {
+			return nil, err
+		}
+		s.cert, s.fingerprint = cert, wire.Fingerprint(cert.Certificate[0])
 	}
 	return s, nil
 }
 
 // Fingerprint is the SHA-256 fingerprint of the relay's certificate, for
-// agents to pin.
+// agents to pin. It is empty with ACME, whose certificates agents trust by
+// the system roots (and which change at every renewal).
 func (s *Server) Fingerprint() string { return s.fingerprint }
 
 // AgentAddr is the agent listener's address, once started.
@@ -93,11 +96,6 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return fmt.Errorf("%s listener %s: %w", what, addr, err)
 	}
-	s.agentTLS = &tls.Config{
-		Certificates: []tls.Certificate{s.cert},
-		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{wire.ALPN},
-	}
 	if s.agentLn, err = net.Listen("tcp", s.cfg.AgentAddr); err != nil {
 		return fail("agent", s.cfg.AgentAddr, err)
 	}
@@ -107,26 +105,35 @@ func (s *Server) Start() error {
 			return fail("http", s.cfg.HTTPAddr, err)
 		}
 		s.tcpHost, _, _ = net.SplitHostPort(s.cfg.HTTPAddr)
-		s.httpSrv = s.newPublicServer()
-		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
-		go s.httpSrv.Serve(s.httpConns)
-		go s.acceptHTTP()
 	}
 	if s.cfg.HTTPSAddr != "" {
 		if s.httpsLn, err = net.Listen("tcp", s.cfg.HTTPSAddr); err != nil {
 			return fail("https", s.cfg.HTTPSAddr, err)
 		}
+	}
+	if s.cfg.ACME != nil {
+		// The CA's challenges arrive on the public listeners, so
+		// certificate management starts once they are bound.
+		if s.acme, err = newACME(&s.cfg, s.httpLn, s.httpsLn, s.holdsName, s.log); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	s.agentTLS = s.serverTLS(tls.VersionTLS13, wire.ALPN)
+	if s.httpLn != nil {
+		s.httpSrv = s.newPublicServer()
+		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
+		go s.httpSrv.Serve(s.httpConns)
+		go s.acceptHTTP()
+	}
+	if s.httpsLn != nil {
 		s.httpsSrv = s.newPublicServer()
 		var protos http.Protocols
 		protos.SetHTTP1(true)
 		protos.SetHTTP2(true)
 		s.httpsSrv.Protocols = &protos
 		s.httpsSrv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 250}
-		s.httpsSrv.TLSConfig = &tls.Config{
-			Certificates: []tls.Certificate{s.cert},
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"},
-		}
+		s.httpsSrv.TLSConfig = s.serverTLS(tls.VersionTLS12, "h2", "http/1.1")
 		s.publicTLS = s.httpsSrv.TLSConfig
 		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())
 		go s.httpsSrv.Serve(s.httpsConns)
@@ -134,7 +141,7 @@ func (s *Server) Start() error {
 	}
 	go s.acceptAgents()
 	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(),
-		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint)
+		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint, "acme", s.acme != nil)
 	if len(s.cfg.Tokens) == 0 {
 		s.log.Warn("no tokens configured: any agent that can reach the relay may open tunnels")
 	}
@@ -263,6 +270,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.agents.Wait()
+	if s.acme != nil {
+		s.acme.stop()
+	}
 	return err
 }
 

@@ -34,18 +34,22 @@ func (s *Server) acceptTLS() {
 }
 
 func (s *Server) routeTLS(c net.Conn) {
-	sni, consumed, err := netutil.PeekClientHello(c, wire.HandshakeTimeout)
+	hello, consumed, err := netutil.PeekClientHello(c, wire.HandshakeTimeout)
 	if err != nil {
 		c.Close()
 		return
 	}
 	pc := netutil.NewPrefixConn(c, consumed)
 	var b *binding
-	if name, ok := s.nameFromHost(sni); ok {
+	if name, ok := s.nameFromHost(hello.ServerName); ok {
 		b, _ = s.reg.lookup(name)
 	}
 	if b != nil && b.proto == wire.ProtoTLS {
 		s.forwardRaw(b, pc)
+		return
+	}
+	if s.acme != nil && isTLSALPNChallenge(hello.Protos) {
+		s.acme.solveTLSALPN(pc)
 		return
 	}
 	// Terminate TLS here. An HTTP tunnel gets the decrypted connection

@@ -183,6 +183,9 @@ func TestBadUsageExits2WithOneLine(t *testing.T) {
 		{[]string{"tcp", "5432", "--remote-port", "70000"}, "70000"},
 		{[]string{"relay", "--tcp-ports", "9-1"}, "9-1"},
 		{[]string{"relay", "--token", "a", "--tokens-file", "f"}, "mutually exclusive"},
+		{[]string{"relay", "--acme-email", "me@example.com"}, `"localhost"`},
+		{[]string{"relay", "--acme-email", "me@example.com", "--domain", "t.example.com", "--tls-cert", "c", "--tls-key", "k"}, "--tls-cert"},
+		{[]string{"relay", "--acme-ca-root", "ca.pem"}, "--acme-ca-root"},
 		{[]string{"frobnicate"}, "frobnicate"},
 	} {
 		args := c.args

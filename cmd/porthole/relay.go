@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,9 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	cert := fs.String("tls-cert", "", "certificate (PEM); self-signed if not given")
 	key := fs.String("tls-key", "", "private key (PEM) for --tls-cert")
 	stateDir := fs.String("state-dir", "", "where the self-signed certificate is kept (default: user config dir)")
+	acmeEmail := fs.String("acme-email", "", "get certificates from an ACME CA (Let's Encrypt by default), with this contact address")
+	acmeCA := fs.String("acme-ca", "", "ACME directory URL (staging, or a private CA); turns ACME on")
+	acmeCARoot := fs.String("acme-ca-root", "", "trust the ACME directory's HTTPS by this CA bundle (PEM), for a private CA")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -48,6 +52,18 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 		if cfg.Tokens, err = relay.ParseTokensFile(*tokensFile); err != nil {
 			return usagef("%v", err)
 		}
+	}
+	if *acmeEmail != "" || *acmeCA != "" {
+		a := relay.DefaultACMEConfig()
+		a.Email, a.CA = *acmeEmail, *acmeCA
+		if *acmeCARoot != "" {
+			if a.CARoots, err = readCertPool(*acmeCARoot); err != nil {
+				return usagef("--acme-ca-root: %v", err)
+			}
+		}
+		cfg.ACME = &a
+	} else if *acmeCARoot != "" {
+		return usagef("--acme-ca-root needs --acme-email or --acme-ca")
 	}
 	cfg.StateDir = *stateDir
 	if cfg.StateDir == "" {
@@ -78,7 +94,11 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	if a := srv.HTTPSAddr(); a != "" {
 		fmt.Fprintf(stdout, "https: %s\n", a)
 	}
-	fmt.Fprintf(stdout, "fingerprint: %s\n", srv.Fingerprint())
+	if fp := srv.Fingerprint(); fp != "" {
+		fmt.Fprintf(stdout, "fingerprint: %s\n", fp)
+	} else {
+		fmt.Fprintf(stdout, "certificates: ACME for %s\n", cfg.Domain)
+	}
 
 	<-ctx.Done()
 	stop()
@@ -86,4 +106,17 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	return nil
+}
+
+// readCertPool reads a PEM bundle of CA certificates.
+func readCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", path)
+	}
+	return pool, nil
 }

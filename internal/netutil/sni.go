@@ -11,27 +11,32 @@ import (
 
 var errHelloRead = errors.New("client hello read")
 
+// ClientHello is what a router needs from a TLS ClientHello.
+type ClientHello struct {
+	ServerName string   // SNI, lowercased by crypto/tls
+	Protos     []string // ALPN protocols offered, in the client's order
+}
+
 // PeekClientHello reads a TLS ClientHello from c without answering it. It
-// returns the server name the client asked for and the bytes it consumed,
-// which the caller replays with NewPrefixConn.
-func PeekClientHello(c net.Conn, timeout time.Duration) (serverName string, consumed []byte, err error) {
+// returns the server name and ALPN protocols the client asked for and the
+// bytes it consumed, which the caller replays with NewPrefixConn.
+func PeekClientHello(c net.Conn, timeout time.Duration) (hello ClientHello, consumed []byte, err error) {
 	var buf bytes.Buffer
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return "", nil, err
+		return ClientHello{}, nil, err
 	}
 	defer c.SetReadDeadline(time.Time{})
-	var name string
 	seen := false
 	hsErr := tls.Server(readOnlyConn{r: io.TeeReader(c, &buf)}, &tls.Config{
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			name, seen = h.ServerName, true
+			hello, seen = ClientHello{ServerName: h.ServerName, Protos: h.SupportedProtos}, true
 			return nil, errHelloRead
 		},
 	}).Handshake()
 	if !seen {
-		return "", buf.Bytes(), hsErr
+		return ClientHello{}, buf.Bytes(), hsErr
 	}
-	return name, buf.Bytes(), nil
+	return hello, buf.Bytes(), nil
 }
 
 // readOnlyConn lets crypto/tls read a ClientHello and swallows its replies.
