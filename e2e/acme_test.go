@@ -95,7 +95,9 @@ func TestACMETLSALPN(t *testing.T) {
 
 	// A browser-like client that trusts only the CA's root.
 	client := &http.Client{Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return new(net.Dialer).DialContext(ctx, "tcp", srv.HTTPSAddr()) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return new(net.Dialer).DialContext(ctx, "tcp", srv.HTTPSAddr())
+		},
 		TLSClientConfig:   &tls.Config{RootCAs: ca.Roots},
 		ForceAttemptHTTP2: true,
 	}}
