@@ -93,7 +93,7 @@ func TestDesktopApp(t *testing.T) {
 
 	// A real relay that wants a token, and a service behind it.
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "desktop-token"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "desktop-token"}}, false
 	srv := tt.StartRelay(t, rc)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served from the desktop") }))
 	defer up.Close()

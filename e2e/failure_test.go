@@ -103,7 +103,7 @@ func runUntilFailed(t *testing.T, cfg forwarder.Config) error {
 
 func TestWrongTokenFails(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "s3cret"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "s3cret"}}, false
 	srv := tt.StartRelay(t, rc)
 	cfg := tt.AgentConfig(t, srv, httpTunnel("8000"))
 	cfg.Token = "wrong-token-value"
@@ -146,7 +146,7 @@ func TestRelayTrust(t *testing.T) {
 
 func TestNameHeldByAnotherToken(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "token-a"}, {Secret: "token-b"}, {Secret: "token-c", Names: []string{"vip"}}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "token-a"}, {Secret: "token-b"}, {Secret: "token-c", Names: []string{"vip"}}}, false
 	rc.NameGrace = time.Hour
 	srv := tt.StartRelay(t, rc)
 	up := httptest.NewServer(http.NotFoundHandler())

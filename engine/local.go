@@ -43,6 +43,7 @@ func (l *LocalRelay) Ensure() (*relay.Server, error) {
 	cfg.TCPPorts = relay.PortRange{}
 	cfg.StateDir = l.StateDir
 	cfg.NameGrace = 5 * time.Second
+	cfg.NoAuth = true // every listener is on loopback
 	cfg.Logger = l.Logger
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

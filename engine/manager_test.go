@@ -122,7 +122,7 @@ func TestManagerReportsKeyringFailure(t *testing.T) {
 
 func TestManagerUsesTheTokenFromTheKeyring(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "from-keyring"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "from-keyring"}}, false
 	srv := tt.StartRelay(t, rc)
 	w := make(watch, 100)
 	p := settings.Example()

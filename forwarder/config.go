@@ -45,6 +45,11 @@ type Config struct {
 	RelayCAFile      string // trust the relay by this CA bundle
 	RelayFingerprint string // or by this pinned SHA-256 certificate fingerprint
 
+	// InstanceID identifies this agent to the relay across reconnects, so
+	// that after a link dies unnoticed the agent's new session replaces
+	// its old one at once. Random if empty; two agents must never share one.
+	InstanceID string
+
 	Tunnels []Tunnel
 
 	Logger *slog.Logger
@@ -108,6 +113,22 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Err.Error() }
+
+// FileError is a file named in a Config that cannot be used: unreadable,
+// or without what it should hold. Unlike other refusals it depends on the
+// file system rather than on the Config alone; it comes wrapped in a
+// *FieldError.
+type FileError struct {
+	What string // such as "upstream CA file"
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s %s: %v", e.What, e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ErrNoCertificates is why a CA file that holds no PEM certificate is refused.
+var ErrNoCertificates = errors.New("no PEM certificates found")
 func (e *FieldError) Unwrap() error { return e.Err }
 
 func configError(field string, err error) error {
@@ -124,6 +145,12 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	host, port, err := net.SplitHostPort(c.RelayAddr)
 	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
 		return nil, nil, configError("RelayAddr", fmt.Errorf("relay address %q: want host:port", c.RelayAddr))
+	}
+	if len(c.Token) > wire.MaxToken {
+		return nil, nil, configError("Token", fmt.Errorf("token is longer than %d bytes", wire.MaxToken))
+	}
+	if len(c.InstanceID) > wire.MaxInstanceID {
+		return nil, nil, configError("InstanceID", fmt.Errorf("instance id is longer than %d bytes", wire.MaxInstanceID))
 	}
 	if c.RelayCAFile != "" && c.RelayFingerprint != "" {
 		return nil, nil, configError("RelayFingerprint", errors.New("relay CA file and relay fingerprint are mutually exclusive"))
@@ -214,8 +241,8 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
 		return fail("RemotePort", errors.New("a remote port applies to tcp tunnels only"))
 	}
 	if t.UpstreamCAFile != "" {
-		if tn.upstreamCAs, err = loadCAs(t.UpstreamCAFile); err != nil {
-			return fail("UpstreamCAFile", fmt.Errorf("upstream %w", err))
+		if tn.upstreamCAs, err = loadCAs("upstream CA file", t.UpstreamCAFile); err != nil {
+			return fail("UpstreamCAFile", err)
 		}
 		// A CA bundle only makes sense with verification; asking for one turns it on.
 		tn.UpstreamTLSVerify = true
@@ -240,7 +267,7 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
 		}
 		cert, err := tls.LoadX509KeyPair(t.TerminateCertFile, t.TerminateKeyFile)
 		if err != nil {
-			return fail("TerminateCertFile", fmt.Errorf("terminate certificate: %w", err))
+			return fail("TerminateCertFile", &FileError{What: "terminate certificate", Path: t.TerminateCertFile, Err: err})
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}

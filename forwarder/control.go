@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/hashicorp/yamux"
@@ -30,17 +31,24 @@ func newControl(st *yamux.Stream, onDrain func()) *control {
 	return &control{st: st, onDrain: onDrain}
 }
 
-// read dispatches the relay's messages until the stream ends.
-func (c *control) read() {
+// errSessionLost wraps the reason a session ended without a word from the relay.
+func errSessionLost(err error) error { return fmt.Errorf("session lost: %w", err) }
+
+// read dispatches the relay's messages until the stream ends, or until the
+// relay ends the session with a coded error (a newer session of this agent
+// took over, a broken limit), which it returns.
+func (c *control) read() error {
 	defer c.end()
 	for {
 		m, err := wire.ReadMessage(c.st)
 		if err != nil {
-			return
+			return errSessionLost(err)
 		}
 		switch {
 		case m.Type == wire.TypeDrain:
 			c.onDrain()
+		case m.Type == wire.TypeError && m.ErrorFor == 0 && m.Error != nil:
+			return m.Error
 		case m.Type == wire.TypeBound || m.Type == wire.TypeError && m.ErrorFor != 0:
 			c.mu.Lock()
 			var ch chan *wire.Message

@@ -2,11 +2,12 @@ package forwarder
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"slices"
@@ -43,6 +44,9 @@ func New(cfg Config) (*Forwarder, error) {
 	tunnels, relayTLS, err := cfg.prepare()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = rand.Text()
 	}
 	f := &Forwarder{cfg: cfg, log: cfg.Logger, tunnels: tunnels, byID: map[uint32]*tunnel{}, relayTLS: relayTLS}
 	for _, t := range tunnels {
@@ -95,10 +99,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 
 	f.setState(State{Phase: Connecting})
 	for attempt := 0; ; {
-		sess, ctrl, err := f.connect(ctx)
+		sess, ctrl, welcome, err := f.connect(ctx)
 		if err == nil {
 			attempt = 0
-			err = f.serve(ctx, sess, ctrl)
+			err = f.serve(ctx, sess, ctrl, welcome)
 		}
 		if ctx.Err() != nil {
 			f.setState(State{Phase: Stopped})
@@ -132,7 +136,7 @@ func backoff(attempt int, min, max time.Duration) time.Duration {
 	if d > max {
 		d = max
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + mrand.N(d/2+1)
 }
 
 // IsFatal reports whether err stops the forwarder for good.
@@ -157,38 +161,47 @@ func (f *Forwarder) forwardings() []Forwarding {
 }
 
 // connect dials the relay, authenticates and binds every tunnel. It
-// returns the session and its control stream.
-func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream, error) {
+// returns the session, its control stream and the relay's welcome.
+func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream, *wire.Welcome, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, nil, nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
 	}
 	conn := wire.NewSessionConn(raw, f.relayTLS, false)
 	if err := conn.HandshakeContext(dialCtx); err != nil {
 		raw.Close()
 		if isTrustError(err) {
-			return nil, nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
+			return nil, nil, nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
 		}
-		return nil, nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, nil, nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != wire.ALPN {
+		conn.Close()
+		return nil, nil, nil, wire.Errorf(wire.CodeBadVersion, "the relay at %s speaks %q, not %q; upgrade the relay", f.cfg.RelayAddr, p, wire.ALPN)
 	}
 	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
+	welcome, err := f.hello(conn)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
 	sess, err := yamux.Client(conn, yamuxConfig(f.cfg.KeepAliveInterval, f.log))
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	ctrl, err := f.handshake(sess)
+	ctrl, err := f.bind(sess)
 	if err != nil {
 		sess.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	return sess, ctrl, nil
+	return sess, ctrl, welcome, nil
 }
 
 func withTrust(err error) error {
@@ -198,16 +211,13 @@ func withTrust(err error) error {
 	return fmt.Errorf("%w: %w", ErrRelayUntrusted, err)
 }
 
-func (f *Forwarder) handshake(sess *yamux.Session) (*yamux.Stream, error) {
-	ctrl, err := sess.OpenStream()
-	if err != nil {
-		return nil, err
-	}
-	hello := &wire.Message{Type: wire.TypeHello, Hello: &wire.Hello{Version: wire.Version, Token: f.cfg.Token, Agent: "porthole"}}
-	if err := wire.WriteMessage(ctrl, hello); err != nil {
+// hello authenticates on the TLS connection, before yamux starts.
+func (f *Forwarder) hello(conn *wire.SessionConn) (*wire.Welcome, error) {
+	hello := &wire.Hello{Version: wire.Version, Token: f.cfg.Token, Agent: "porthole", Instance: f.cfg.InstanceID}
+	if err := wire.WriteMessage(conn, &wire.Message{Type: wire.TypeHello, Hello: hello}); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	m, err := wire.ReadMessage(ctrl)
+	m, err := wire.ReadMessage(conn)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
@@ -216,6 +226,15 @@ func (f *Forwarder) handshake(sess *yamux.Session) (*yamux.Stream, error) {
 	}
 	if m.Welcome == nil {
 		return nil, fmt.Errorf("handshake: unexpected %q message", m.Type)
+	}
+	return m.Welcome, nil
+}
+
+// bind opens the control stream and binds every tunnel on it.
+func (f *Forwarder) bind(sess *yamux.Session) (*yamux.Stream, error) {
+	ctrl, err := sess.OpenStream()
+	if err != nil {
+		return nil, err
 	}
 	f.mu.Lock()
 	tunnels := slices.Clone(f.tunnels)

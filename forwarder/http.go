@@ -115,8 +115,10 @@ func refuseH2CUpgrade(next http.Handler) http.Handler {
 	})
 }
 
-// setForwarded appends the public client's IP to X-Forwarded-For and its
-// scheme to X-Forwarded-Proto, and sets X-Forwarded-Host to the public host.
+// setForwarded appends the public client's IP to X-Forwarded-For and sets
+// X-Forwarded-Proto to the scheme the client used and X-Forwarded-Host to
+// the public host, replacing what the client sent: only X-Forwarded-For
+// is a chain, and a plain-HTTP client must not pass for an HTTPS one.
 func setForwarded(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	ip, _, err := net.SplitHostPort(in.RemoteAddr)
@@ -128,7 +130,7 @@ func setForwarded(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	out.Header["X-Forwarded-For"] = appendValue(in.Header["X-Forwarded-For"], ip)
-	out.Header["X-Forwarded-Proto"] = appendValue(in.Header["X-Forwarded-Proto"], proto)
+	out.Header["X-Forwarded-Proto"] = []string{proto}
 	out.Header["X-Forwarded-Host"] = []string{in.Host}
 }
 
@@ -194,36 +196,98 @@ type tlsKey struct{}
 
 func publicTLS(ctx context.Context) bool { v, _ := ctx.Value(tlsKey{}).(bool); return v }
 
-// tunnelServer serves one tunnel's streams of one session.
+// tunnelServer serves one tunnel's streams of one session. It counts its
+// Serve loop, its connections (from StateNew, reported before Serve can
+// return, to StateClosed or StateHijacked) and its handlers (which start
+// while their connection is counted), so close can join them all.
 type tunnelServer struct {
+	sess     *session
 	listener *netutil.ChanListener
 	server   *http.Server
+	running  sync.WaitGroup
+
+	mu   sync.Mutex
+	idle map[net.Conn]struct{} // keep-alive connections between requests
 }
 
+// requestHeadTimeout bounds how long a public client may take to send a
+// request head on a connection the relay handed over; the relay gave it as
+// long for the connection's first.
+const requestHeadTimeout = 10 * time.Second
+
+// maxRequestHead is the largest request head served, as on the relay.
+const maxRequestHead = 64 << 10
+
 // newServer starts a server for this tunnel's streams in one session.
-func (h *httpTunnel) newServer() *tunnelServer {
+func (h *httpTunnel) newServer(sess *session) *tunnelServer {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true) // HTTPS clients that negotiated h2 with the relay
 	ts := &tunnelServer{
+		sess:     sess,
 		listener: netutil.NewChanListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}),
-		server: &http.Server{
-			Handler:           h.handler,
-			Protocols:         &protos,
-			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       5 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				if sc, ok := c.(*streamConn); ok && sc.hdr.Flags&wire.FlagTLS != 0 {
-					return context.WithValue(ctx, tlsKey{}, true)
-				}
-				return ctx
-			},
+		idle:     map[net.Conn]struct{}{},
+	}
+	ts.server = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ts.running.Add(1)
+			defer ts.running.Done()
+			h.handler.ServeHTTP(w, r)
+		}),
+		Protocols:         &protos,
+		ReadHeaderTimeout: requestHeadTimeout,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    maxRequestHead,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ConnState:         ts.connState,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if sc, ok := c.(*streamConn); ok && sc.hdr.Flags&wire.FlagTLS != 0 {
+				return context.WithValue(ctx, tlsKey{}, true)
+			}
+			return ctx
 		},
 	}
-	go ts.server.Serve(ts.listener)
+	ts.running.Add(1)
+	go func() {
+		defer ts.running.Done()
+		ts.server.Serve(ts.listener)
+	}()
 	return ts
+}
+
+// connState counts connections and keeps the idle ones; near the relay's
+// stream cap a connection that turns idle is closed at once.
+func (ts *tunnelServer) connState(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		ts.running.Add(1)
+	case http.StateIdle:
+		if ts.sess.underPressure() {
+			c.Close()
+			return
+		}
+		ts.mu.Lock()
+		ts.idle[c] = struct{}{}
+		ts.mu.Unlock()
+	case http.StateActive:
+		ts.mu.Lock()
+		delete(ts.idle, c)
+		ts.mu.Unlock()
+	case http.StateClosed, http.StateHijacked:
+		ts.mu.Lock()
+		delete(ts.idle, c)
+		ts.mu.Unlock()
+		ts.running.Done()
+	}
+}
+
+// closeIdle closes the keep-alive connections waiting for a next request.
+func (ts *tunnelServer) closeIdle() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for c := range ts.idle {
+		c.Close()
+	}
 }
 
 // shutdown lets in-flight requests finish and closes idle connections,
@@ -234,7 +298,11 @@ func (ts *tunnelServer) shutdown(ctx context.Context) {
 	}
 }
 
-func (ts *tunnelServer) close() { ts.server.Close() }
+// close closes every connection and waits for the server's goroutines.
+func (ts *tunnelServer) close() {
+	ts.server.Close()
+	ts.running.Wait()
+}
 
 // upstreamTransport builds the round tripper for one upstream: HTTP/1.1 by
 // default; with UpstreamHTTP2, h2c with prior knowledge for http:// and

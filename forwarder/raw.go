@@ -34,11 +34,13 @@ func newRawTunnel(tn *tunnel, c *Config) *rawTunnel {
 	return r
 }
 
-func (r *rawTunnel) serve(st net.Conn, h wire.StreamHeader) {
+// serve carries one stream to the upstream; sctx ends with the session,
+// cutting short a TLS handshake or an upstream dial in progress.
+func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader) {
 	var public net.Conn = st
 	if r.tn.terminate != nil {
 		tc := tls.Server(st, r.tn.terminate)
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		ctx, cancel := context.WithTimeout(sctx, r.timeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -48,7 +50,7 @@ func (r *rawTunnel) serve(st net.Conn, h wire.StreamHeader) {
 		}
 		public = tc
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	ctx, cancel := context.WithTimeout(sctx, r.timeout)
 	up, err := r.dial(ctx)
 	cancel()
 	if err != nil {

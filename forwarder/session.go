@@ -2,27 +2,47 @@ package forwarder
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"maps"
+	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
 
+	"porthole/internal/group"
 	"porthole/wire"
 )
 
 // session is what one relay session serves: an HTTP server per HTTP
-// tunnel, and the raw connections in flight.
+// tunnel, and the raw connections in flight. Every goroutine it starts
+// belongs to tasks, raw or a tunnelServer, and is joined before serve
+// returns.
 type session struct {
-	ys   *yamux.Session
-	ctrl *control
-	raw  sync.WaitGroup
+	f      *Forwarder
+	ys     *yamux.Session
+	ctrl   *control
+	ctx    context.Context // canceled when the session ends: dials and handshakes stop
+	cancel context.CancelFunc
+	tasks  group.Group // accept loop, control reader, streams, drain
+	raw    group.Group // raw streams in flight, for drain
+
+	// Streams the relay has open to us, and its cap on them. From
+	// highWater on, idle HTTP connections are closed at once, so that a
+	// client holding many idle keep-alive connections cannot use up the
+	// cap and lock other clients out.
+	open      atomic.Int64
+	highWater int64
 
 	mu      sync.Mutex
 	servers map[uint32]*tunnelServer
 	drained sync.Once
 }
+
+// highWaterQuarters is the share of the relay's stream cap, in quarters,
+// from which idle HTTP connections are closed.
+const highWaterQuarters = 3
 
 func (sess *session) server(id uint32) *tunnelServer {
 	sess.mu.Lock()
@@ -30,18 +50,29 @@ func (sess *session) server(id uint32) *tunnelServer {
 	return sess.servers[id]
 }
 
+func (sess *session) allServers() []*tunnelServer {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return slices.Collect(maps.Values(sess.servers))
+}
+
 // serve accepts the relay's streams until the session ends or ctx is done,
-// in which case it drains. It also obeys the relay's drain request.
-func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrlStream *yamux.Stream) error {
-	sess := &session{ys: ys, servers: map[uint32]*tunnelServer{}}
+// in which case it drains. It also obeys the relay's drain request, and
+// ends with the relay's error when the relay ends the session with one.
+func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrlStream *yamux.Stream, welcome *wire.Welcome) error {
+	sess := &session{f: f, ys: ys, servers: map[uint32]*tunnelServer{}}
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
+	if welcome.MaxStreams > 0 {
+		sess.highWater = int64(welcome.MaxStreams) * highWaterQuarters / 4
+	}
 	sess.ctrl = newControl(ctrlStream, func() {
 		f.log.Info("relay is shutting down; draining")
-		go f.drainServers(sess)
+		sess.tasks.Go(sess.drain)
 	})
 	f.mu.Lock()
 	for _, t := range f.byID {
 		if t.http != nil {
-			sess.servers[t.id] = t.http.newServer()
+			sess.servers[t.id] = t.http.newServer(sess)
 		}
 	}
 	f.live = sess
@@ -49,69 +80,91 @@ func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrlStream *ya
 	f.mu.Unlock()
 	f.setState(st)
 
-	accepted := make(chan error, 1)
-	go func() {
-		for {
-			st, err := ys.AcceptStream()
-			if err != nil {
-				accepted <- err
-				return
-			}
-			go f.handleStream(sess, st)
-		}
-	}()
 	// The control stream stays open for the life of the session: it carries
-	// the binds of tunnels added while online, and the relay's drain request.
-	go sess.ctrl.read()
-
+	// the binds of tunnels added while online, the relay's drain request,
+	// and the error with which the relay may end the session.
+	ended := make(chan error, 2)
+	sess.tasks.Go(func() { ended <- sess.acceptStreams() })
+	sess.tasks.Go(func() { ended <- sess.ctrl.read() })
 	var err error
 	select {
-	case aerr := <-accepted:
-		err = fmt.Errorf("session lost: %w", aerr)
-	case <-ys.CloseChan():
-		err = errors.New("session lost")
+	case err = <-ended:
 	case <-ctx.Done():
 		ys.GoAway()
-		f.drainServers(sess)
+		sess.drain()
+		sess.goodbye(ctrlStream)
 		err = ctx.Err()
 	}
 	f.mu.Lock()
 	f.live = nil
 	f.mu.Unlock()
 	ys.Close()
-	sess.mu.Lock()
-	for _, ts := range sess.servers {
+	sess.cancel()
+	for _, ts := range sess.allServers() {
 		ts.close()
 	}
-	sess.mu.Unlock()
+	sess.tasks.Wait()
+	sess.raw.Wait()
 	return err
 }
 
-// drainServers stops new streams, lets in-flight requests and connections
-// finish for up to DrainTimeout, and closes idle ones.
-func (f *Forwarder) drainServers(sess *session) {
+// goodbye closes the control stream, which tells the relay the agent is
+// leaving, and waits (briefly) for the relay to end the session: it
+// releases the tunnels' names first, so that once Run returns they may be
+// bound again at once, by this agent or another.
+func (sess *session) goodbye(ctrl *yamux.Stream) {
+	ctrl.Close()
+	t := time.NewTimer(goodbyeTimeout)
+	defer t.Stop()
+	select {
+	case <-sess.ys.CloseChan():
+	case <-t.C:
+	}
+}
+
+// goodbyeTimeout bounds the wait for the relay to end a session the agent leaves.
+const goodbyeTimeout = 2 * time.Second
+
+// acceptStreams serves each stream the relay opens, until the session ends.
+func (sess *session) acceptStreams() error {
+	for {
+		st, err := sess.ys.AcceptStream()
+		if err != nil {
+			return errSessionLost(err)
+		}
+		cs := sess.count(st)
+		if !sess.tasks.Go(func() { sess.handleStream(cs) }) {
+			cs.Close()
+		}
+	}
+}
+
+// drain stops new streams, lets in-flight requests and connections finish
+// for up to DrainTimeout, and closes idle ones.
+func (sess *session) drain() {
 	sess.drained.Do(func() {
-		dctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
+		dctx, cancel := context.WithTimeout(context.Background(), sess.f.cfg.DrainTimeout)
 		defer cancel()
 		var wg sync.WaitGroup
-		sess.mu.Lock()
-		for _, ts := range sess.servers {
+		for _, ts := range sess.allServers() {
 			wg.Go(func() { ts.shutdown(dctx) })
 		}
-		sess.mu.Unlock()
-		wg.Go(func() {
-			done := make(chan struct{})
-			go func() { sess.raw.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-dctx.Done():
-			}
-		})
+		// Raw streams end on their own, or when the session closes.
+		rawDone := make(chan struct{})
+		if sess.tasks.Go(func() { sess.raw.Wait(); close(rawDone) }) {
+			wg.Go(func() {
+				select {
+				case <-rawDone:
+				case <-dctx.Done():
+				}
+			})
+		}
 		wg.Wait()
 	})
 }
 
-func (f *Forwarder) handleStream(sess *session, st *yamux.Stream) {
+func (sess *session) handleStream(st *countedStream) {
+	f := sess.f
 	st.SetReadDeadline(time.Now().Add(wire.HandshakeTimeout))
 	h, err := wire.ReadStreamHeader(st)
 	st.SetReadDeadline(time.Time{})
@@ -135,7 +188,37 @@ func (f *Forwarder) handleStream(sess *session, st *yamux.Stream) {
 		st.Close()
 		return
 	}
-	sess.raw.Add(1)
-	defer sess.raw.Done()
-	t.raw.serve(st, h)
+	if !sess.raw.Go(func() { t.raw.serve(sess.ctx, st, h) }) {
+		st.Close()
+	}
 }
+
+// count wraps a stream so that the session knows how many are open, and
+// closes idle HTTP connections when the count reaches the high water mark.
+func (sess *session) count(st *yamux.Stream) *countedStream {
+	if n := sess.open.Add(1); sess.highWater > 0 && n == sess.highWater {
+		for _, ts := range sess.allServers() {
+			ts.closeIdle()
+		}
+	}
+	return &countedStream{Stream: st, open: &sess.open}
+}
+
+// underPressure reports whether the relay's stream cap is near.
+func (sess *session) underPressure() bool {
+	return sess.highWater > 0 && sess.open.Load() >= sess.highWater
+}
+
+// countedStream is a relay stream that the session counts until it is closed.
+type countedStream struct {
+	*yamux.Stream
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (s *countedStream) Close() error {
+	s.once.Do(func() { s.open.Add(-1) })
+	return s.Stream.Close()
+}
+
+var _ net.Conn = (*countedStream)(nil)

@@ -5,21 +5,26 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"porthole/wire"
 )
 
-// loadCAs reads a PEM bundle. It fails clearly when the file is missing or
-// holds no certificate.
-func loadCAs(path string) (*x509.CertPool, error) {
+// loadCAs reads a PEM bundle. It fails with a *FileError when the file
+// cannot be read or holds no certificate.
+func loadCAs(what, path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the FileError
+		}
+		return nil, &FileError{What: what, Path: path, Err: err}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificates found", path)
+		return nil, &FileError{What: what, Path: path, Err: ErrNoCertificates}
 	}
 	return pool, nil
 }
@@ -67,9 +72,9 @@ func relayTLSConfig(serverName, caFile, fingerprint string) (*tls.Config, error)
 			return nil
 		}
 	case caFile != "":
-		pool, err := loadCAs(caFile)
+		pool, err := loadCAs("relay CA file", caFile)
 		if err != nil {
-			return nil, fmt.Errorf("relay %w", err)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}

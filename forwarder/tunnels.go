@@ -71,7 +71,7 @@ func (f *Forwarder) AddTunnel(ctx context.Context, t Tunnel) (TunnelInfo, error)
 	f.byID[tn.id] = tn
 	if tn.http != nil {
 		sess.mu.Lock()
-		sess.servers[tn.id] = tn.http.newServer()
+		sess.servers[tn.id] = tn.http.newServer(sess)
 		sess.mu.Unlock()
 	}
 	f.mu.Unlock()
@@ -150,6 +150,7 @@ func (f *Forwarder) forget(sess *session, tn *tunnel) {
 		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.DrainTimeout)
 		ts.shutdown(ctx)
 		cancel()
+		ts.close()
 	}
 }
 

@@ -69,19 +69,19 @@ func validateACME(c *Config) error {
 		return nil
 	}
 	if c.TLSCertFile != "" {
-		return errors.New("ACME and --tls-cert are mutually exclusive")
+		return fieldErr("TLSCertFile", "set together with ACME, which gets the certificates")
 	}
 	if c.StateDir == "" {
-		return errors.New("ACME needs a state directory for its certificates")
+		return fieldErr("StateDir", "required to keep ACME's certificates")
 	}
 	if !certmagic.SubjectQualifiesForPublicCert(c.Domain) {
-		return fmt.Errorf("ACME needs a public domain, not %q", c.Domain)
+		return fieldErr("Domain", "ACME needs a public domain, not %q", c.Domain)
 	}
 	if c.HTTPAddr == "" && c.HTTPSAddr == "" {
-		return errors.New("ACME needs the public HTTP or HTTPS listener to answer the CA's challenges")
+		return fieldErr("ACME", "needs the public HTTP or HTTPS listener to answer the CA's challenges")
 	}
 	if a.NewCerts <= 0 || a.Window <= 0 {
-		return errors.New("ACME issuance rate must be positive (start from DefaultACMEConfig)")
+		return fieldErr("ACME", "issuance rate must be positive (start from DefaultACMEConfig)")
 	}
 	return nil
 }

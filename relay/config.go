@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,10 @@ type Config struct {
 	// PublicHost is the host printed in TCP tunnel URLs; Domain if empty.
 	PublicHost string
 
-	Tokens   []Token   // accepted tokens; none means any agent may connect
+	// Tokens are the accepted agent tokens. A relay without tokens must say
+	// NoAuth, and may then listen on loopback addresses only.
+	Tokens   []Token
+	NoAuth   bool      // accept any agent; refused unless every listener is on loopback
 	TCPPorts PortRange // ports for TCP tunnels
 
 	TLSCertFile string // certificate for agents and HTTPS clients; self-signed if empty
@@ -72,9 +76,28 @@ type Config struct {
 
 	NameGrace         time.Duration // how long a disconnected agent's names stay reserved for its token
 	KeepAliveInterval time.Duration
-	StreamsPerSession int
 	ReadHeaderTimeout time.Duration // to read a public request head (and route it)
 	ShutdownGrace     time.Duration // how long Shutdown waits for in-flight requests
+
+	// Before authentication: how long an agent connection may take for the
+	// TLS handshake, its Hello and its control stream, and how many such
+	// connections may be open at once, in all and from one address (IPv4
+	// address or IPv6 /64). When MaxHandshakes is reached the oldest one is
+	// dropped, so that a flood of slow peers cannot keep real agents out.
+	HandshakeTimeout   time.Duration
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
+
+	// After authentication, per session.
+	StreamsPerSession int     // streams the relay opens to the agent at once
+	MaxTunnels        int     // tunnels bound at once
+	MaxTCPPorts       int     // TCP ports held at once
+	ControlRate       float64 // control messages per second, with a burst of max(ControlRate, MaxTunnels+1)
+
+	// ClientConnsPerTunnel caps the public connections one client address
+	// (IPv4 address or IPv6 /64) may have open to one tunnel. Beyond it,
+	// HTTP clients get 429 and TCP and TLS connections are closed.
+	ClientConnsPerTunnel int
 }
 
 // Token is an accepted agent token and the names reserved for it.
@@ -83,61 +106,155 @@ type Token struct {
 	Names  []string // names only this token may bind
 }
 
-// DefaultConfig returns the defaults of the command line.
+// DefaultConfig returns the defaults of the command line. It has no tokens:
+// set Tokens, or NoAuth for a relay on loopback.
 func DefaultConfig() Config {
 	return Config{
-		AgentAddr:         "127.0.0.1:7835",
-		HTTPAddr:          "127.0.0.1:8080",
-		Domain:            "localhost",
-		TCPPorts:          PortRange{20000, 20100},
-		NameGrace:         30 * time.Second,
-		KeepAliveInterval: wire.KeepAliveInterval,
-		StreamsPerSession: wire.DefaultStreamsPerSession,
-		ReadHeaderTimeout: 10 * time.Second,
-		ShutdownGrace:     10 * time.Second,
+		AgentAddr:            "127.0.0.1:7835",
+		HTTPAddr:             "127.0.0.1:8080",
+		Domain:               "localhost",
+		TCPPorts:             PortRange{20000, 20100},
+		NameGrace:            30 * time.Second,
+		KeepAliveInterval:    wire.KeepAliveInterval,
+		ReadHeaderTimeout:    10 * time.Second,
+		ShutdownGrace:        10 * time.Second,
+		HandshakeTimeout:     wire.HandshakeTimeout,
+		MaxHandshakes:        256,
+		MaxHandshakesPerIP:   8,
+		StreamsPerSession:    wire.DefaultStreamsPerSession,
+		MaxTunnels:           64,
+		MaxTCPPorts:          16,
+		ControlRate:          20,
+		ClientConnsPerTunnel: 500,
 	}
 }
 
+// ConfigError is a Config that New refuses: the field at fault and why.
+type ConfigError struct {
+	Field string // the Config field, such as "TLSKeyFile" or "Tokens"
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "relay config " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// ErrNoTokens is the reason a Config without tokens and without NoAuth is refused.
+var ErrNoTokens = errors.New("no tokens: give at least one, or set NoAuth to accept any agent on loopback")
+
 func (c *Config) validate() error {
 	if c.AgentAddr == "" {
-		return errors.New("agent address is required")
+		return fieldErr("AgentAddr", "required")
 	}
-	for name, a := range map[string]string{"agent": c.AgentAddr, "http": c.HTTPAddr, "https": c.HTTPSAddr} {
-		if a == "" {
+	for _, a := range []struct{ field, addr string }{{"AgentAddr", c.AgentAddr}, {"HTTPAddr", c.HTTPAddr}, {"HTTPSAddr", c.HTTPSAddr}} {
+		if a.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("%s address %q: want host:port", name, a)
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fieldErr(a.field, "%q: want host:port", a.addr)
 		}
 	}
 	c.Domain = strings.ToLower(strings.Trim(c.Domain, "."))
 	if c.Domain == "" {
-		return errors.New("domain is required")
+		return fieldErr("Domain", "required")
 	}
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+	if c.TLSCertFile != "" && c.TLSKeyFile == "" {
+		return fieldErr("TLSKeyFile", "required with a certificate file")
+	}
+	if c.TLSKeyFile != "" && c.TLSCertFile == "" {
+		return fieldErr("TLSCertFile", "required with a key file")
 	}
 	if c.TLSCertFile == "" && c.StateDir == "" {
-		return errors.New("a state directory is required for the self-signed certificate")
+		return fieldErr("StateDir", "required to keep the self-signed certificate")
 	}
 	if err := validateACME(c); err != nil {
 		return err
 	}
-	if c.NameGrace < 0 || c.KeepAliveInterval <= 0 || c.StreamsPerSession <= 0 || c.ReadHeaderTimeout <= 0 || c.ShutdownGrace < 0 {
-		return errors.New("limits must be positive (start from DefaultConfig)")
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
-	for i, t := range c.Tokens {
-		if t.Secret == "" {
-			return fmt.Errorf("token %d is empty", i+1)
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+		zero  bool // zero is allowed
+	}{
+		{"NameGrace", c.NameGrace, true},
+		{"KeepAliveInterval", c.KeepAliveInterval, false},
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout, false},
+		{"ShutdownGrace", c.ShutdownGrace, true},
+		{"HandshakeTimeout", c.HandshakeTimeout, false},
+	} {
+		if d.v < 0 || d.v == 0 && !d.zero {
+			return fieldErr(d.field, "%v: must be positive", d.v)
 		}
-		for _, n := range t.Names {
-			if err := wire.ValidName(n); err != nil {
-				return fmt.Errorf("token %d: %w", i+1, err)
-			}
+	}
+	for _, n := range []struct {
+		field string
+		v     int
+	}{
+		{"MaxHandshakes", c.MaxHandshakes},
+		{"MaxHandshakesPerIP", c.MaxHandshakesPerIP},
+		{"StreamsPerSession", c.StreamsPerSession},
+		{"MaxTunnels", c.MaxTunnels},
+		{"MaxTCPPorts", c.MaxTCPPorts},
+		{"ClientConnsPerTunnel", c.ClientConnsPerTunnel},
+	} {
+		if n.v <= 0 {
+			return fieldErr(n.field, "%d: must be positive", n.v)
 		}
+	}
+	if !(c.ControlRate > 0) {
+		return fieldErr("ControlRate", "%v: must be positive", c.ControlRate)
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.Domain
 	}
 	return nil
+}
+
+// validateAuth checks the tokens, and that a relay without them listens on
+// loopback only.
+func (c *Config) validateAuth() error {
+	for i, t := range c.Tokens {
+		if t.Secret == "" {
+			return fieldErr("Tokens", "token %d is empty", i+1)
+		}
+		if len(t.Secret) > wire.MaxToken {
+			return fieldErr("Tokens", "token %d is longer than %d bytes", i+1, wire.MaxToken)
+		}
+		for _, n := range t.Names {
+			if err := wire.ValidName(n); err != nil {
+				return &ConfigError{Field: "Tokens", Err: fmt.Errorf("token %d: %w", i+1, err)}
+			}
+		}
+	}
+	switch {
+	case c.NoAuth && len(c.Tokens) > 0:
+		return fieldErr("NoAuth", "set together with tokens")
+	case !c.NoAuth && len(c.Tokens) == 0:
+		return &ConfigError{Field: "Tokens", Err: ErrNoTokens}
+	case c.NoAuth:
+		for _, a := range []struct{ field, addr string }{{"AgentAddr", c.AgentAddr}, {"HTTPAddr", c.HTTPAddr}, {"HTTPSAddr", c.HTTPSAddr}} {
+			if a.addr != "" && !isLoopback(a.addr) {
+				return fieldErr("NoAuth", "accepting any agent needs every listener on loopback, and %s is %q", a.field, a.addr)
+			}
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether host:port names a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

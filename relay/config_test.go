@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePortRange(t *testing.T) {
@@ -64,20 +66,56 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
-	for _, mut := range []func(*Config){
-		func(c *Config) { c.AgentAddr = "" },
-		func(c *Config) { c.HTTPAddr = "nohost" },
-		func(c *Config) { c.Domain = "." },
-		func(c *Config) { c.TLSCertFile = "x" },
-		func(c *Config) { c.StateDir = "" },
-		func(c *Config) { c.Tokens = []Token{{Secret: ""}} },
-		func(c *Config) { c.Tokens = []Token{{Secret: "a", Names: []string{"Bad_Name"}}} },
+	for _, c := range []struct {
+		field string
+		mut   func(*Config)
+	}{
+		{"AgentAddr", func(c *Config) { c.AgentAddr = "" }},
+		{"HTTPAddr", func(c *Config) { c.HTTPAddr = "nohost" }},
+		{"Domain", func(c *Config) { c.Domain = "." }},
+		{"TLSKeyFile", func(c *Config) { c.TLSCertFile = "x" }},
+		{"TLSCertFile", func(c *Config) { c.TLSKeyFile = "x" }},
+		{"StateDir", func(c *Config) { c.StateDir = "" }},
+		{"Tokens", func(c *Config) { c.Tokens = []Token{{Secret: ""}} }},
+		{"Tokens", func(c *Config) { c.Tokens = []Token{{Secret: "a", Names: []string{"Bad_Name"}}} }},
+		{"Tokens", func(c *Config) { c.Tokens = []Token{{Secret: strings.Repeat("x", 2000)}} }},
+		{"Tokens", func(c *Config) { c.Tokens = nil }},
+		{"NoAuth", func(c *Config) { c.NoAuth = true }},
+		{"NoAuth", func(c *Config) { c.Tokens, c.NoAuth, c.AgentAddr = nil, true, "0.0.0.0:7835" }},
+		{"NoAuth", func(c *Config) { c.Tokens, c.NoAuth, c.HTTPSAddr = nil, true, ":443" }},
+		{"StreamsPerSession", func(c *Config) { c.StreamsPerSession = 0 }},
+		{"HandshakeTimeout", func(c *Config) { c.HandshakeTimeout = 0 }},
+		{"ReadHeaderTimeout", func(c *Config) { c.ReadHeaderTimeout = -time.Second }},
+		{"NameGrace", func(c *Config) { c.NameGrace = -time.Second }},
+		{"MaxHandshakesPerIP", func(c *Config) { c.MaxHandshakesPerIP = 0 }},
+		{"MaxTunnels", func(c *Config) { c.MaxTunnels = -1 }},
+		{"ControlRate", func(c *Config) { c.ControlRate = 0 }},
+		{"ClientConnsPerTunnel", func(c *Config) { c.ClientConnsPerTunnel = 0 }},
 	} {
-		c := DefaultConfig()
-		c.StateDir = t.TempDir()
-		mut(&c)
-		if _, err := New(c); err == nil {
-			t.Errorf("New accepted %+v", c)
+		cfg := DefaultConfig()
+		cfg.StateDir = t.TempDir()
+		cfg.Tokens = []Token{{Secret: "t"}}
+		c.mut(&cfg)
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field {
+			t.Errorf("%s: New error = %v, want a ConfigError for %s", c.field, err, c.field)
+		}
+		// Library errors speak of Config fields, never of command-line flags.
+		if err != nil && strings.Contains(err.Error(), "--") {
+			t.Errorf("%s: error names a flag: %v", c.field, err)
+		}
+	}
+}
+
+func TestValidateAcceptsNoAuthOnLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "localhost:0", "127.0.0.2:0"} {
+		cfg := DefaultConfig()
+		cfg.StateDir = t.TempDir()
+		cfg.NoAuth = true
+		cfg.AgentAddr, cfg.HTTPAddr = addr, addr
+		if err := cfg.validate(); err != nil {
+			t.Errorf("NoAuth on %s: %v", addr, err)
 		}
 	}
 }

@@ -2,7 +2,11 @@ package relay
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -13,8 +17,12 @@ import (
 	"porthole/wire"
 )
 
-// maxRequestHead caps what the relay reads to route a public HTTP connection.
+// maxRequestHead caps what the relay reads to route a public HTTP
+// connection; the agent's server takes heads of the same size.
 const maxRequestHead = 64 << 10
+
+// retryAfter is the Retry-After, in seconds, of a 429 for too many connections.
+const retryAfter = "5"
 
 // acceptHTTP takes connections on the public HTTP listener.
 func (s *Server) acceptHTTP() {
@@ -29,23 +37,59 @@ func (s *Server) acceptHTTP() {
 
 // routeHTTP reads a connection's first request head to find its tunnel by
 // Host, then hands the whole connection, bytes already read included, to
-// the agent as one stream. The agent does the HTTP proxying. Connections
-// that reach no tunnel get the relay's own error page.
+// the agent as one stream. The agent does the HTTP proxying. A head that
+// is too large, too slow or malformed gets its own coded answer here; a
+// connection that reaches no tunnel gets the relay's own error page.
 func (s *Server) routeHTTP(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
-	rec := &recorder{r: c, left: maxRequestHead}
-	req, err := http.ReadRequest(bufio.NewReader(rec))
+	req, head, err := readRequestHead(c, maxRequestHead)
 	c.SetReadDeadline(time.Time{})
-	pc := netutil.NewPrefixConn(c, rec.buf)
-	if err == nil && !s.isACMEChallenge(req) {
-		if b := s.httpBinding(req.Host); b != nil {
-			if st, err := b.open(c.RemoteAddr().String(), 0); err == nil {
-				pipeHTTP(b, pc, st)
-				return
-			}
-		}
+	if err != nil {
+		answerBadHead(c, err)
+		return
 	}
-	s.httpConns.Push(pc)
+	host, acmeChallenge := req.Host, s.isACMEChallenge(req)
+	pc := netutil.NewPrefixConn(c, head)
+	b := s.httpBinding(host)
+	if b == nil || acmeChallenge {
+		s.httpConns.Push(pc)
+		return
+	}
+	st, err := b.open(c.RemoteAddr(), 0)
+	if err != nil {
+		s.httpConns.Push(refused(pc, err))
+		return
+	}
+	pipeHTTP(b, pc, st)
+}
+
+// answerBadHead answers a request head that could not be routed, and
+// closes the connection.
+func answerBadHead(c net.Conn, err error) {
+	var ne net.Error
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		httperr.WriteResponse(c, http.StatusRequestHeaderFieldsTooLarge, httperr.HeadTooLarge,
+			fmt.Sprintf("The request head is over %d KiB.", maxRequestHead>>10), nil)
+	case errors.As(err, &ne) && ne.Timeout():
+		httperr.WriteResponse(c, http.StatusRequestTimeout, httperr.HeadTimeout,
+			"The request head did not arrive in time.", nil)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || netutil.IsClosed(err):
+		// The client went away.
+	default:
+		httperr.WriteResponse(c, http.StatusBadRequest, httperr.BadRequest, "The request head is malformed.", nil)
+	}
+	c.Close()
+}
+
+// readRequestHead reads the first request head from r, reading at most max
+// bytes, and returns it with every byte it read (the head and perhaps the
+// start of a body), to be replayed.
+func readRequestHead(r io.Reader, max int) (req *http.Request, read []byte, err error) {
+	rec := &recorder{r: r, left: max}
+	req, err = http.ReadRequest(bufio.NewReader(rec))
+	return req, rec.buf, err
 }
 
 // httpBinding returns the live HTTP binding for a Host, or nil.
@@ -62,7 +106,7 @@ func (s *Server) httpBinding(host string) *binding {
 
 // recorder keeps what is read through it, up to a limit.
 type recorder struct {
-	r    net.Conn
+	r    io.Reader
 	buf  []byte
 	left int
 }
@@ -82,6 +126,32 @@ func (r *recorder) Read(p []byte) (int, error) {
 
 var errHeadTooLarge = errors.New("request head too large")
 
+// refusedConn is a public connection that reached its tunnel but could not
+// be carried to the agent, and why; the relay's own server answers it.
+type refusedConn struct {
+	net.Conn
+	reason error
+}
+
+func refused(c net.Conn, reason error) net.Conn { return &refusedConn{Conn: c, reason: reason} }
+
+// CloseWrite half-closes the underlying connection when it supports it.
+func (c *refusedConn) CloseWrite() error { return netutil.CloseWrite(c.Conn) }
+
+type refusedKey struct{}
+
+// connContext records in each request's context why its connection was
+// refused, if it was.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if rc, ok := c.(*refusedConn); ok {
+		return context.WithValue(ctx, refusedKey{}, rc.reason)
+	}
+	return ctx
+}
+
 // serveHTTP answers the public requests that reach no agent: an unknown
 // host, an offline tunnel, or one whose agent is draining.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +167,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		b, offline = s.reg.lookup(name)
 	}
+	reason, _ := r.Context().Value(refusedKey{}).(error)
 	switch {
+	case errors.Is(reason, ErrClientLimit):
+		w.Header().Set("Retry-After", retryAfter)
+		w.Header().Set("Connection", "close")
+		httperr.Write(w, http.StatusTooManyRequests, httperr.TooManyConns,
+			"You have too many connections open to "+r.Host+"; close some and retry.")
 	case b != nil && b.proto == wire.ProtoHTTP:
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
 			"The tunnel "+r.Host+" is not taking requests right now.")

@@ -59,10 +59,11 @@ func (r *registry) lookup(name string) (b *binding, offline bool) {
 	return nil, ok && time.Now().Before(h.until)
 }
 
-// claimName gives name (or a random free one if empty) to b. A live binding
-// of the same owner is taken over, since it is most likely the same agent
-// reconnecting before the relay noticed the old link was dead.
-func (r *registry) claimName(name string, b *binding) (taken *binding, err error) {
+// claimName gives name (or a random free one if empty) to b. A live
+// binding is never taken over, whatever its owner: an agent that comes
+// back after its link died replaces its old session first (see
+// Server.addSession), which releases the name for it.
+func (r *registry) claimName(name string, b *binding) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if name == "" {
@@ -76,20 +77,18 @@ func (r *registry) claimName(name string, b *binding) (taken *binding, err error
 		}
 	}
 	if owner, ok := r.static[name]; ok && owner != b.owner {
-		return nil, wire.Errorf(wire.CodeNameDenied, "name %q is reserved for another token", name)
+		return wire.Errorf(wire.CodeNameDenied, "name %q is reserved for another token", name)
 	}
-	if cur := r.names[name]; cur != nil {
-		if cur.owner != b.owner {
-			return nil, wire.Errorf(wire.CodeNameTaken, "name %q is already in use by another agent", name)
-		}
-		taken = cur
-	} else if r.heldByOther(name, b.owner) {
-		return nil, wire.Errorf(wire.CodeNameTaken, "name %q is held for its disconnected agent for a while", name)
+	if r.names[name] != nil {
+		return wire.Errorf(wire.CodeNameTaken, "name %q is in use by another agent", name)
+	}
+	if r.heldByOther(name, b.owner) {
+		return wire.Errorf(wire.CodeNameTaken, "name %q is held for its disconnected agent for a while", name)
 	}
 	delete(r.held, name)
 	b.name = name
 	r.names[name] = b
-	return taken, nil
+	return nil
 }
 
 func (r *registry) heldByOther(name string, who identity) bool {
@@ -98,8 +97,8 @@ func (r *registry) heldByOther(name string, who identity) bool {
 }
 
 // claimPort gives b a TCP listener on host, on port (or a free port in
-// pr when zero).
-func (r *registry) claimPort(host string, port int, pr PortRange, b *binding) (ln net.Listener, taken *binding, err error) {
+// pr when zero). Like names, live ports are never taken over.
+func (r *registry) claimPort(host string, port int, pr PortRange, b *binding) (ln net.Listener, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	listen := func(p int) (net.Listener, error) {
@@ -124,30 +123,26 @@ func (r *registry) claimPort(host string, port int, pr PortRange, b *binding) (l
 			if _, ok := err.(*wire.Error); !ok {
 				err = wire.Errorf(wire.CodeNoPorts, "no free TCP port: %v", err)
 			}
-			return nil, nil, err
+			return nil, err
 		}
 	} else {
 		if !pr.Contains(port) {
-			return nil, nil, wire.Errorf(wire.CodePortTaken, "port %d is outside the relay's range %s", port, pr)
+			return nil, wire.Errorf(wire.CodePortTaken, "port %d is outside the relay's range %s", port, pr)
 		}
-		if cur := r.ports[port]; cur != nil {
-			if cur.owner != b.owner {
-				return nil, nil, wire.Errorf(wire.CodePortTaken, "port %d is already in use by another agent", port)
-			}
-			cur.listener.Close()
-			delete(r.ports, port)
-			taken = cur
-		} else if r.heldPortByOther(port, b.owner) {
-			return nil, nil, wire.Errorf(wire.CodePortTaken, "port %d is held for its disconnected agent for a while", port)
+		if r.ports[port] != nil {
+			return nil, wire.Errorf(wire.CodePortTaken, "port %d is in use by another agent", port)
+		}
+		if r.heldPortByOther(port, b.owner) {
+			return nil, wire.Errorf(wire.CodePortTaken, "port %d is held for its disconnected agent for a while", port)
 		}
 		if ln, err = listen(port); err != nil {
-			return nil, nil, wire.Errorf(wire.CodePortTaken, "port %d is not available", port)
+			return nil, wire.Errorf(wire.CodePortTaken, "port %d is not available", port)
 		}
 	}
 	b.port = ln.Addr().(*net.TCPAddr).Port
 	delete(r.heldPort, b.port)
 	r.ports[b.port] = b
-	return ln, taken, nil
+	return ln, nil
 }
 
 func (r *registry) heldPortByOther(p int, who identity) bool {

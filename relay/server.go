@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"porthole/internal/group"
 	"porthole/internal/netutil"
 	"porthole/wire"
 )
@@ -30,12 +31,23 @@ type Server struct {
 	httpConns, httpsConns    *netutil.ChanListener // connections the relay answers itself
 	publicTLS, agentTLS      *tls.Config
 
-	mu       sync.Mutex
-	closed   bool
-	sessions map[*session]struct{}
-	public   sync.WaitGroup        // public connections being routed or piped
-	open     map[net.Conn]struct{} // the same connections, to force closed
-	agents   sync.WaitGroup        // agent connections
+	handshakes *handshakes // agent connections not yet authenticated
+
+	mu         sync.Mutex
+	closed     bool
+	sessions   map[*session]struct{}
+	byInstance map[instanceKey]*session
+	open       map[net.Conn]struct{} // public connections, to force closed
+
+	loops  group.Group // accept loops and the public http.Servers
+	agents group.Group // agent connections, from handshake to session end
+	public group.Group // public connections being routed or piped
+}
+
+// instanceKey identifies one running agent: its token and instance id.
+type instanceKey struct {
+	owner    identity
+	instance string
 }
 
 // New validates cfg and loads (or makes) the relay's certificate.
@@ -51,11 +63,13 @@ func New(cfg Config) (*Server, error) {
 		hosts = append(hosts, h)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		reg:      newRegistry(cfg.Tokens, cfg.NameGrace),
-		sessions: map[*session]struct{}{},
-		open:     map[net.Conn]struct{}{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		reg:        newRegistry(cfg.Tokens, cfg.NameGrace),
+		handshakes: newHandshakes(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
+		sessions:   map[*session]struct{}{},
+		byInstance: map[instanceKey]*session{},
+		open:       map[net.Conn]struct{}{},
 	}
 	if cfg.ACME == nil {
 		cert, err := loadOrCreateCert(&cfg, hosts)
@@ -119,12 +133,13 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	s.agentTLS = s.serverTLS(tls.VersionTLS13, wire.ALPN)
+	// Version 1 is offered only to refuse its agents in words they read.
+	s.agentTLS = s.serverTLS(tls.VersionTLS13, wire.ALPN, wire.ALPNv1)
 	if s.httpLn != nil {
 		s.httpSrv = s.newPublicServer()
 		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
-		go s.httpSrv.Serve(s.httpConns)
-		go s.acceptHTTP()
+		s.loops.Go(func() { s.httpSrv.Serve(s.httpConns) })
+		s.loops.Go(s.acceptHTTP)
 	}
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newPublicServer()
@@ -136,14 +151,14 @@ func (s *Server) Start() error {
 		s.httpsSrv.TLSConfig = s.serverTLS(tls.VersionTLS12, "h2", "http/1.1")
 		s.publicTLS = s.httpsSrv.TLSConfig
 		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())
-		go s.httpsSrv.Serve(s.httpsConns)
-		go s.acceptTLS()
+		s.loops.Go(func() { s.httpsSrv.Serve(s.httpsConns) })
+		s.loops.Go(s.acceptTLS)
 	}
-	go s.acceptAgents()
+	s.loops.Go(s.acceptAgents)
 	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(),
 		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint, "acme", s.acme != nil)
-	if len(s.cfg.Tokens) == 0 {
-		s.log.Warn("no tokens configured: any agent that can reach the relay may open tunnels")
+	if s.cfg.NoAuth {
+		s.log.Warn("authentication is off: any agent that can reach the relay's loopback address may open tunnels")
 	}
 	return nil
 }
@@ -153,38 +168,65 @@ func (s *Server) newPublicServer() *http.Server {
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxRequestHead,
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 
+// acceptAgents admits agent connections within the handshake limits; one
+// over its address's limit is closed at once, before TLS.
 func (s *Server) acceptAgents() {
 	for {
 		c, err := s.agentLn.Accept()
 		if err != nil {
 			return
 		}
-		s.agents.Add(1)
-		go func() {
-			defer s.agents.Done()
-			s.serveAgent(c)
-		}()
+		p, ok := s.handshakes.admit(c)
+		if !ok {
+			s.log.Debug("agent connection refused: too many handshakes from its address", "agent", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		if !s.agents.Go(func() { s.serveAgent(c, p) }) {
+			s.handshakes.done(p)
+			c.Close()
+		}
 	}
 }
 
+// addSession registers an authenticated session. A live session of the
+// same token and agent instance is replaced: it is the same agent, back
+// after its link died unnoticed, so its names are released for it at once
+// and the old session is told why it ends.
 func (s *Server) addSession(sess *session) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return false
 	}
 	s.sessions[sess] = struct{}{}
+	var old *session
+	if sess.instance != "" {
+		key := instanceKey{sess.owner, sess.instance}
+		old = s.byInstance[key]
+		s.byInstance[key] = sess
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.log.Info("session replaced by a newer one of the same agent", "by", sess.id)
+		old.releaseAll()
+		old.fail(wire.Errorf(wire.CodeReplaced, "a newer session of this agent took over"))
+	}
 	return true
 }
 
 func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	if key := (instanceKey{sess.owner, sess.instance}); s.byInstance[key] == sess {
+		delete(s.byInstance, key)
+	}
 	s.mu.Unlock()
 	sess.releaseAll()
 }
@@ -192,19 +234,23 @@ func (s *Server) removeSession(sess *session) {
 // handlePublic runs serve for a public connection, counted and tracked so
 // that Shutdown can wait for it and, after the grace period, close it.
 func (s *Server) handlePublic(c net.Conn, serve func(net.Conn)) {
-	s.public.Add(1)
 	s.mu.Lock()
 	s.open[c] = struct{}{}
 	s.mu.Unlock()
-	go func() {
-		defer s.public.Done()
+	ok := s.public.Go(func() {
 		defer func() {
 			s.mu.Lock()
 			delete(s.open, c)
 			s.mu.Unlock()
 		}()
 		serve(c)
-	}()
+	})
+	if !ok {
+		s.mu.Lock()
+		delete(s.open, c)
+		s.mu.Unlock()
+		c.Close()
+	}
 }
 
 func (s *Server) closeListeners() {
@@ -232,10 +278,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.closeListeners()
+	s.handshakes.closeAll()
 	for _, sess := range sessions {
 		sess.closeListeners()
 		// Agents finish in-flight requests and close idle connections.
-		wire.WriteMessage(sess.ctrl, &wire.Message{Type: wire.TypeDrain})
+		if ctrl := sess.controlStream(); ctrl != nil {
+			wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeDrain})
+		}
 	}
 	var wg sync.WaitGroup
 	for _, srv := range []*http.Server{s.httpSrv, s.httpsSrv} {
@@ -251,7 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Public connections end as agents drain them; wait for them, then
 	// close the sessions (and with them whatever is left).
 	done := make(chan struct{})
-	go func() { s.public.Wait(); close(done) }()
+	go func() { s.public.Wait(); close(done) }() // ends by the close below at the latest
 	var err error
 	select {
 	case <-done:
@@ -270,6 +319,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.agents.Wait()
+	s.loops.Wait()
 	if s.acme != nil {
 		s.acme.stop()
 	}
@@ -282,14 +332,4 @@ func (s *Server) Close() error {
 	cancel()
 	s.Shutdown(ctx)
 	return nil
-}
-
-func (sess *session) closeListeners() {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	for _, b := range sess.bindings {
-		if b.listener != nil {
-			b.listener.Close()
-		}
-	}
 }

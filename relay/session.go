@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -14,76 +13,95 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"porthole/internal/group"
 	"porthole/wire"
 )
 
 // session is one authenticated agent.
 type session struct {
-	srv   *Server
-	id    string
-	owner identity
-	ys    *yamux.Session
-	log   *slog.Logger
-	slots chan struct{} // one per open stream, up to StreamsPerSession
+	srv      *Server
+	id       string
+	owner    identity
+	instance string // the agent's instance id; "" never matches another
+	ys       *yamux.Session
+	log      *slog.Logger
+	slots    chan struct{} // one per open stream, up to StreamsPerSession
+	tasks    group.Group   // goroutines the session started; joined when it ends
 
 	mu       sync.Mutex
+	ctrl     *yamux.Stream // once the agent opened it
 	bindings map[uint32]*binding
-	ctrl     *yamux.Stream
+	ports    int         // TCP bindings among them
+	ended    bool        // released: binds are refused
+	failure  *wire.Error // why the session is being ended, once it is
 }
 
 // binding is one tunnel of a session, bound to a public name or port.
 type binding struct {
-	sess  *session
-	id    uint32
-	proto wire.Proto
-	owner identity
-	name  string
-	port  int
-	urls  []string
+	sess    *session
+	id      uint32
+	proto   wire.Proto
+	owner   identity
+	name    string
+	port    int
+	urls    []string
+	clients *clientConns // public connections per client address
 
 	listener net.Listener // tcp
 }
 
-// ErrTooManyStreams is returned when a session has StreamsPerSession streams open.
-var ErrTooManyStreams = errors.New("relay: too many streams for this agent")
+// Errors of binding.open.
+var (
+	// ErrTooManyStreams is returned when a session has StreamsPerSession streams open.
+	ErrTooManyStreams = errors.New("relay: too many streams for this agent")
+	// ErrClientLimit is returned when one client address has
+	// ClientConnsPerTunnel connections open to the tunnel.
+	ErrClientLimit = errors.New("relay: too many connections from this client")
+)
 
-// open starts a stream to the agent for one public connection and writes
-// its header.
-func (b *binding) open(clientAddr string, flags uint8) (net.Conn, error) {
+// open starts a stream to the agent for one public connection from client
+// and writes its header.
+func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 	s := b.sess
+	release, ok := b.clients.acquire(client)
+	if !ok {
+		return nil, ErrClientLimit
+	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
+		release()
 		return nil, ErrTooManyStreams
 	}
+	done := func() { <-s.slots; release() }
 	st, err := s.ys.OpenStream()
 	if err != nil {
-		<-s.slots
+		done()
 		return nil, err
 	}
 	var buf [wire.StreamHeaderMax]byte
-	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, Flags: flags, TunnelID: b.id, ClientAddr: clientAddr})
+	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, Flags: flags, TunnelID: b.id, ClientAddr: client.String()})
 	if err == nil {
 		_, err = st.Write(hdr)
 	}
 	if err != nil {
 		st.Close()
-		<-s.slots
+		done()
 		return nil, err
 	}
-	return &slotStream{Stream: st, slots: s.slots}, nil
+	return &slotStream{Stream: st, done: done}, nil
 }
 
-// slotStream gives its session slot back when closed.
+// slotStream gives its session slot and client count back when closed.
 type slotStream struct {
 	*yamux.Stream
-	slots chan struct{}
-	once  sync.Once
+	done func()
+	once sync.Once
 }
 
 func (s *slotStream) Close() error {
 	err := s.Stream.Close()
-	s.once.Do(func() { <-s.slots })
+	s.once.Do(s.done)
 	return err
 }
 
@@ -96,100 +114,156 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serveAgent runs one agent connection from TLS handshake to close.
-func (s *Server) serveAgent(raw net.Conn) {
+// serveAgent runs one agent connection from TLS handshake to close. p is
+// its place among the connections still in their handshake.
+func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	log := s.log.With("agent", raw.RemoteAddr().String())
-	raw.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
-	conn := wire.NewSessionConn(raw, s.agentTLS, true)
-	if err := conn.Handshake(); err != nil {
-		log.Debug("agent TLS handshake failed", "err", err)
-		raw.Close()
+	conn, hello, who, ok := s.handshake(raw, log)
+	if !ok {
+		s.handshakes.done(p)
 		return
 	}
-	ys, err := yamux.Server(conn, wire.YamuxConfig(s.cfg.KeepAliveInterval, slog.NewLogLogger(log.Handler(), slog.LevelDebug)))
+	sess := &session{
+		srv: s, id: newSessionID(), owner: who, instance: hello.Instance,
+		slots:    make(chan struct{}, s.cfg.StreamsPerSession),
+		bindings: map[uint32]*binding{},
+	}
+	sess.log = log.With("session", sess.id)
+	welcome := &wire.Welcome{Version: wire.Version, SessionID: sess.id, MaxStreams: s.cfg.StreamsPerSession}
+	err := wire.WriteMessage(conn, &wire.Message{Type: wire.TypeWelcome, Welcome: welcome})
+	s.handshakes.done(p)
 	if err != nil {
 		conn.Close()
 		return
 	}
-	defer ys.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), wire.HandshakeTimeout)
-	ctrl, err := ys.AcceptStreamWithContext(ctx)
+	// Only now does yamux start; until the agent opens its control stream
+	// the session holds at most one stream (AcceptBacklog 1).
+	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
+	ycfg.AcceptBacklog = 1
+	if sess.ys, err = yamux.Server(conn, ycfg); err != nil {
+		conn.Close()
+		return
+	}
+	if !s.addSession(sess) {
+		sess.ys.Close()
+		return
+	}
+	// The names go first, so that an agent that sees its session end may
+	// bind them again at once; then every goroutine of the session ends.
+	defer func() {
+		s.removeSession(sess)
+		sess.ys.Close()
+		sess.tasks.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	ctrl, err := sess.ys.AcceptStreamWithContext(ctx)
 	cancel()
 	if err != nil {
-		log.Debug("no control stream", "err", err)
+		sess.log.Info("agent opened no control stream", "err", err)
 		return
 	}
-	m, err := wire.ReadMessage(ctrl)
-	if err != nil || m.Hello == nil {
-		log.Debug("bad hello", "err", err)
-		refuse(ctrl, wire.Errorf(wire.CodeBadRequest, "expected hello"))
-		return
+	sess.mu.Lock()
+	sess.ctrl = ctrl
+	failed := sess.failure != nil
+	sess.mu.Unlock()
+	if failed {
+		return // replaced before it began
 	}
-	if m.Hello.Version != wire.Version {
-		refuse(ctrl, wire.Errorf(wire.CodeBadVersion,
-			"protocol version %d is not supported (relay speaks %d)", m.Hello.Version, wire.Version))
-		return
-	}
-	who, ok := authenticate(s.cfg.Tokens, m.Hello.Token)
-	if !ok {
-		log.Warn("authentication failed")
-		refuse(ctrl, wire.Errorf(wire.CodeAuthFailed, "authentication failed"))
-		return
-	}
-	sess := &session{
-		srv: s, id: newSessionID(), owner: who, ys: ys,
-		slots:    make(chan struct{}, s.cfg.StreamsPerSession),
-		bindings: map[uint32]*binding{},
-		ctrl:     ctrl,
-	}
-	sess.log = log.With("session", sess.id)
-	if err := wire.WriteMessage(ctrl, &wire.Message{Type: wire.TypeWelcome, Welcome: &wire.Welcome{Version: wire.Version, SessionID: sess.id}}); err != nil {
-		return
-	}
-	conn.SetDeadline(time.Time{})
-	if !s.addSession(sess) {
-		return
-	}
-	defer s.removeSession(sess)
-	sess.log.Info("agent connected")
+	raw.SetDeadline(time.Time{})
+	sess.log.Info("agent connected", "instance", sess.instance)
+	sess.tasks.Go(sess.refuseStreams)
 
-	// Agents do not open streams of their own; refuse any.
-	go func() {
-		for {
-			st, err := ys.AcceptStream()
-			if err != nil {
-				return
-			}
-			st.Close()
-		}
-	}()
-	go func() { <-ys.CloseChan(); ctrl.Close() }()
+	err = sess.control()
+	var we *wire.Error
+	if errors.As(err, &we) {
+		sess.log.Warn("session ended by the relay", "code", we.Code, "reason", we.Message)
+		sess.tell(we)
+		return
+	}
+	sess.log.Info("agent disconnected", "err", err)
+}
 
+// control reads the agent's control messages and answers each, until the
+// agent hangs up or breaks a rule; a broken rule comes back as a
+// *wire.Error to send before the session ends.
+func (sess *session) control() error {
+	cfg := &sess.srv.cfg
+	rate := newBucket(cfg.ControlRate, max(cfg.ControlRate, float64(cfg.MaxTunnels+1)))
 	for {
-		m, err := wire.ReadMessage(ctrl)
-		if err != nil {
-			sess.log.Info("agent disconnected", "err", err)
-			return
+		m, err := wire.ReadMessage(sess.ctrl)
+		if f := sess.failed(); f != nil {
+			return f
+		}
+		switch {
+		case errors.Is(err, wire.ErrMessageTooLarge):
+			return wire.Errorf(wire.CodeBadRequest, "control message longer than %d bytes", wire.MaxControlMessage)
+		case errors.Is(err, wire.ErrMalformed):
+			return wire.Errorf(wire.CodeBadRequest, "malformed control message")
+		case err != nil:
+			return err
+		}
+		if !rate.take() {
+			return wire.Errorf(wire.CodeRateLimited, "more than %v control messages a second", cfg.ControlRate)
 		}
 		reply := sess.handle(m)
 		if reply == nil {
 			continue
 		}
-		if err := wire.WriteMessage(ctrl, reply); err != nil {
-			return
+		if err := wire.WriteMessage(sess.ctrl, reply); err != nil {
+			return err
 		}
 	}
 }
 
-// refuse sends a session-level error and waits (briefly) for the agent to
-// read it and hang up, so that closing the session does not race the reply.
-func refuse(ctrl *yamux.Stream, e *wire.Error) {
-	if wire.WriteMessage(ctrl, errorMessage(e, 0)) != nil {
+// refuseStreams ends the session if the agent opens a stream: agents open
+// only their control stream.
+func (sess *session) refuseStreams() {
+	st, err := sess.ys.AcceptStream()
+	if err != nil {
 		return
 	}
-	ctrl.Close()
-	ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
-	io.Copy(io.Discard, ctrl)
+	st.Close()
+	sess.fail(wire.Errorf(wire.CodeProtocol, "agents may not open streams besides the control stream"))
+}
+
+// fail ends the session with e, from any goroutine: the control loop stops
+// reading and tells the agent.
+func (sess *session) fail(e *wire.Error) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.failure == nil {
+		sess.failure = e
+	}
+	if sess.ctrl != nil {
+		sess.ctrl.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// controlStream returns the control stream, or nil before the agent opened it.
+func (sess *session) controlStream() *yamux.Stream {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.ctrl
+}
+
+func (sess *session) failed() *wire.Error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.failure
+}
+
+// tell sends the agent the error that ends its session and waits, briefly,
+// for it to hang up, so that closing does not race the message.
+func (sess *session) tell(e *wire.Error) {
+	sess.ctrl.SetWriteDeadline(time.Now().Add(refuseLinger))
+	if wire.WriteMessage(sess.ctrl, errorMessage(e, 0)) != nil {
+		return
+	}
+	sess.ctrl.Close()
+	select {
+	case <-sess.ys.CloseChan():
+	case <-time.After(refuseLinger):
+	}
 }
 
 func errorMessage(e *wire.Error, tunnel uint32) *wire.Message {
@@ -220,26 +294,21 @@ func (sess *session) handle(m *wire.Message) *wire.Message {
 
 func (sess *session) bind(req wire.Bind) (*binding, error) {
 	s := sess.srv
-	sess.mu.Lock()
-	_, dup := sess.bindings[req.TunnelID]
-	sess.mu.Unlock()
-	if dup || req.TunnelID == 0 {
-		return nil, wire.Errorf(wire.CodeBadRequest, "tunnel id %d is zero or already bound", req.TunnelID)
+	if err := sess.admitBind(req); err != nil {
+		return nil, err
 	}
 	if req.Name != "" {
 		if err := wire.ValidName(req.Name); err != nil {
 			return nil, err
 		}
 	}
-	b := &binding{sess: sess, id: req.TunnelID, proto: req.Proto, owner: sess.owner}
-	var taken *binding
-	var err error
+	b := &binding{sess: sess, id: req.TunnelID, proto: req.Proto, owner: sess.owner, clients: newClientConns(s.cfg.ClientConnsPerTunnel)}
 	switch req.Proto {
 	case wire.ProtoHTTP:
 		if s.httpLn == nil && s.httpsLn == nil {
 			return nil, wire.Errorf(wire.CodeUnsupported, "this relay serves no HTTP")
 		}
-		if taken, err = s.reg.claimName(req.Name, b); err != nil {
+		if err := s.reg.claimName(req.Name, b); err != nil {
 			return nil, err
 		}
 		if s.httpLn != nil {
@@ -250,9 +319,9 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 		}
 	case wire.ProtoTLS:
 		if s.httpsLn == nil {
-			return nil, wire.Errorf(wire.CodeUnsupported, "this relay has no TLS listener (start it with --https)")
+			return nil, wire.Errorf(wire.CodeUnsupported, "this relay has no HTTPS listener for TLS tunnels")
 		}
-		if taken, err = s.reg.claimName(req.Name, b); err != nil {
+		if err := s.reg.claimName(req.Name, b); err != nil {
 			return nil, err
 		}
 		b.urls = []string{publicURL("tls", b.name+"."+s.cfg.Domain, s.httpsLn.Addr(), -1)}
@@ -260,23 +329,47 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 		if req.Name != "" {
 			return nil, wire.Errorf(wire.CodeBadRequest, "tcp tunnels take a port, not a name")
 		}
-		ln, tk, err := s.reg.claimPort(s.tcpHost, req.RemotePort, s.cfg.TCPPorts, b)
+		ln, err := s.reg.claimPort(s.tcpHost, req.RemotePort, s.cfg.TCPPorts, b)
 		if err != nil {
 			return nil, err
 		}
-		taken, b.listener = tk, ln
+		b.listener = ln
 		b.urls = []string{publicURL("tcp", s.cfg.PublicHost, ln.Addr(), -1)}
-		go s.serveTCP(b)
 	default:
 		return nil, wire.Errorf(wire.CodeUnsupported, "tunnel type %v is not supported", req.Proto)
 	}
-	if taken != nil {
-		taken.sess.drop(taken)
-	}
 	sess.mu.Lock()
-	sess.bindings[b.id] = b
+	ended := sess.ended
+	if !ended {
+		sess.bindings[b.id] = b
+		if b.listener != nil {
+			sess.ports++
+		}
+	}
 	sess.mu.Unlock()
+	if ended || b.listener != nil && !sess.tasks.Go(func() { s.serveTCP(b) }) {
+		s.reg.release(b)
+		b.close()
+		return nil, wire.Errorf(wire.CodeInternal, "the session is ending")
+	}
 	return b, nil
+}
+
+// admitBind checks a bind against the session's limits before anything is claimed.
+func (sess *session) admitBind(req wire.Bind) error {
+	cfg := &sess.srv.cfg
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	_, dup := sess.bindings[req.TunnelID]
+	switch {
+	case dup || req.TunnelID == 0:
+		return wire.Errorf(wire.CodeBadRequest, "tunnel id %d is zero or already bound", req.TunnelID)
+	case len(sess.bindings) >= cfg.MaxTunnels:
+		return wire.Errorf(wire.CodeTunnelLimit, "a session may bind %d tunnels", cfg.MaxTunnels)
+	case req.Proto == wire.ProtoTCP && sess.ports >= cfg.MaxTCPPorts:
+		return wire.Errorf(wire.CodePortLimit, "a session may hold %d TCP ports", cfg.MaxTCPPorts)
+	}
+	return nil
 }
 
 // unbind releases one of the session's tunnels at the agent's request. Its
@@ -286,6 +379,9 @@ func (sess *session) unbind(id uint32) {
 	sess.mu.Lock()
 	b := sess.bindings[id]
 	delete(sess.bindings, id)
+	if b != nil && b.listener != nil {
+		sess.ports--
+	}
 	sess.mu.Unlock()
 	if b == nil {
 		return
@@ -295,23 +391,24 @@ func (sess *session) unbind(id uint32) {
 	sess.log.Info("tunnel unbound", "name", b.name, "port", b.port)
 }
 
-// drop forgets a binding that another session of the same owner took over.
-func (sess *session) drop(b *binding) {
-	sess.mu.Lock()
-	delete(sess.bindings, b.id)
-	sess.mu.Unlock()
-	b.close()
-	sess.log.Info("tunnel taken over by a newer session", "name", b.name, "port", b.port)
-}
-
-// releaseAll frees the session's bindings when it ends.
+// releaseAll frees the session's bindings, once, and refuses binds from
+// then on. It does not wait for the session to end.
 func (sess *session) releaseAll() {
 	sess.mu.Lock()
 	bs := sess.bindings
 	sess.bindings = map[uint32]*binding{}
+	sess.ended = true
 	sess.mu.Unlock()
 	for _, b := range bs {
 		sess.srv.reg.release(b)
+		b.close()
+	}
+}
+
+func (sess *session) closeListeners() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for _, b := range sess.bindings {
 		b.close()
 	}
 }

@@ -34,7 +34,7 @@ func (s *Server) acceptTLS() {
 }
 
 func (s *Server) routeTLS(c net.Conn) {
-	hello, consumed, err := netutil.PeekClientHello(c, wire.HandshakeTimeout)
+	hello, consumed, err := netutil.PeekClientHello(c, s.cfg.ReadHeaderTimeout)
 	if err != nil {
 		c.Close()
 		return
@@ -53,29 +53,36 @@ func (s *Server) routeTLS(c net.Conn) {
 		return
 	}
 	// Terminate TLS here. An HTTP tunnel gets the decrypted connection
-	// (HTTP/1.1 or HTTP/2, as negotiated); anything else gets an error page.
-	tc := tls.Server(pc, s.publicTLS)
+	// (HTTP/1.1 or HTTP/2, as negotiated); anything else, or a connection
+	// the tunnel cannot take, gets an error page.
+	var st net.Conn
+	var inner net.Conn = pc
 	if b != nil && b.proto == wire.ProtoHTTP {
-		ctx, cancel := context.WithTimeout(context.Background(), wire.HandshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			c.Close()
-			return
-		}
-		if st, err := b.open(c.RemoteAddr().String(), wire.FlagTLS); err == nil {
-			pipeHTTP(b, tc, st)
-			return
+		if st, err = b.open(c.RemoteAddr(), wire.FlagTLS); err != nil {
+			inner = refused(pc, err)
 		}
 	}
-	s.httpsConns.Push(tc)
+	tc := tls.Server(inner, s.publicTLS)
+	if st == nil {
+		s.httpsConns.Push(tc)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadHeaderTimeout)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		st.Close()
+		c.Close()
+		return
+	}
+	pipeHTTP(b, tc, st)
 }
 
 // forwardRaw carries one public connection to the agent byte for byte.
 func (s *Server) forwardRaw(b *binding, c net.Conn) {
-	st, err := b.open(c.RemoteAddr().String(), 0)
+	st, err := b.open(c.RemoteAddr(), 0)
 	if err != nil {
-		b.sess.log.Debug("open stream failed", "err", err)
+		b.sess.log.Debug("public connection refused", "client", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -42,8 +43,14 @@ func ParseProto(s string) (Proto, error) {
 	return 0, fmt.Errorf("unknown tunnel type %q (want http, tcp or tls)", s)
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+// MarshalText implements encoding.TextMarshaler. Only known protocols
+// encode, so that what is sent can always be read back.
+func (p Proto) MarshalText() ([]byte, error) {
+	if p < ProtoHTTP || p > ProtoTLS {
+		return nil, fmt.Errorf("unknown tunnel type %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (p *Proto) UnmarshalText(b []byte) error {
@@ -52,17 +59,25 @@ func (p *Proto) UnmarshalText(b []byte) error {
 	return err
 }
 
-// Hello is the agent's first control message.
+// Hello is the agent's first message, sent on the TLS connection before
+// yamux starts.
 type Hello struct {
 	Version int    `json:"version"`
 	Token   string `json:"token,omitempty"`
 	Agent   string `json:"agent,omitempty"` // free-form agent name and version, for logs
+	// Instance identifies one running agent across its reconnects. A new
+	// session with the instance and token of a live one replaces it at
+	// once, so an agent whose link died unnoticed gets its names back.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Welcome is the relay's reply to an accepted Hello.
 type Welcome struct {
 	Version   int    `json:"version"`
 	SessionID string `json:"session_id"`
+	// MaxStreams is how many streams the relay opens to this session at
+	// most; the agent closes idle connections early as it nears the cap.
+	MaxStreams int `json:"max_streams,omitempty"`
 }
 
 // Bind asks the relay for a public address for one tunnel.
@@ -115,6 +130,12 @@ const (
 	TypeDrain = "drain"
 )
 
+// Errors of ReadMessage and ReadHello besides those of the reader.
+var (
+	ErrMalformed         = errors.New("wire: malformed control message")
+	ErrUnexpectedMessage = errors.New("wire: unexpected message")
+)
+
 // WriteMessage writes one length-prefixed JSON message.
 func WriteMessage(w io.Writer, m *Message) error {
 	body, err := json.Marshal(m)
@@ -133,13 +154,28 @@ func WriteMessage(w io.Writer, m *Message) error {
 
 // ReadMessage reads one length-prefixed JSON message, refusing bodies over
 // MaxControlMessage before reading them.
-func ReadMessage(r io.Reader) (*Message, error) {
+func ReadMessage(r io.Reader) (*Message, error) { return readMessage(r, MaxControlMessage) }
+
+// ReadHello reads the agent's Hello, refusing bodies over MaxHelloMessage
+// before reading them and anything that is not a Hello.
+func ReadHello(r io.Reader) (*Hello, error) {
+	m, err := readMessage(r, MaxHelloMessage)
+	if err != nil {
+		return nil, err
+	}
+	if m.Type != TypeHello || m.Hello == nil {
+		return nil, fmt.Errorf("%w %q, want hello", ErrUnexpectedMessage, m.Type)
+	}
+	return m.Hello, nil
+}
+
+func readMessage(r io.Reader, max uint32) (*Message, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxControlMessage {
+	if n > max {
 		return nil, ErrMessageTooLarge
 	}
 	body := make([]byte, n)
@@ -148,7 +184,7 @@ func ReadMessage(r io.Reader) (*Message, error) {
 	}
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("wire: bad control message: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return &m, nil
 }

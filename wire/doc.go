@@ -1,9 +1,11 @@
 // Package wire is the agent–relay protocol.
 //
-// An agent dials the relay over TLS 1.3 and runs one yamux session on top
-// (the agent is the yamux client). The first stream the agent opens is the
-// control stream. On it the agent sends a Hello with the protocol version and
-// its token; the relay answers with a Welcome or a coded Error. The agent then
+// An agent dials the relay over TLS 1.3 (ALPN "porthole/2") and, on the TLS
+// connection itself, sends a Hello with the protocol version, its token and
+// its instance id; the relay answers with a Welcome or a coded Error. Only
+// then does yamux start (the agent is the yamux client), so that an
+// unauthenticated peer can make the relay hold no more than a Hello. The
+// first and only stream the agent opens is the control stream: the agent
 // sends Bind requests, one per tunnel, and the relay answers each with a
 // Bound reply (public URLs) or a coded error.
 //
@@ -17,15 +19,23 @@ import "time"
 
 // Version is the protocol version spoken by this build. The relay refuses
 // agents that speak another version.
-const Version = 1
+const Version = 2
 
 // Limits that are part of the protocol.
 const (
 	// MaxControlMessage is the largest control message body, in bytes.
 	MaxControlMessage = 64 << 10
+	// MaxHelloMessage is the largest Hello body, in bytes. It is small
+	// because the relay reads it before it knows who is talking.
+	MaxHelloMessage = 4 << 10
+	// MaxToken is the longest token, in bytes, so that any Hello fits.
+	MaxToken = 1 << 10
+	// MaxInstanceID is the longest agent instance id a Hello may carry.
+	MaxInstanceID = 64
 	// MaxClientAddr is the longest client address a stream header can carry.
 	MaxClientAddr = 255
-	// HandshakeTimeout bounds the TLS handshake plus Hello/Welcome exchange.
+	// HandshakeTimeout is the default bound on the TLS handshake plus the
+	// Hello/Welcome exchange and the opening of the control stream.
 	HandshakeTimeout = 10 * time.Second
 	// DefaultStreamsPerSession caps concurrent streams in one session.
 	DefaultStreamsPerSession = 10000
@@ -33,5 +43,12 @@ const (
 	KeepAliveInterval = 15 * time.Second
 )
 
-// ALPN is the TLS application protocol the agent and relay agree on.
-const ALPN = "porthole/1"
+// ALPN is the TLS application protocol of this protocol version. The agent
+// also offers ALPNv1, so that a relay of version 1 picks it and the agent
+// can say plainly that the relay is too old.
+const ALPN = "porthole/2"
+
+// ALPNv1 is the TLS application protocol of version 1, in which yamux
+// started right after TLS. The relay accepts it only to refuse the agent
+// with a bad_version error it can read (see WriteV1Refusal).
+const ALPNv1 = "porthole/1"

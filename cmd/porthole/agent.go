@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +17,13 @@ import (
 
 // agentFlags are the flags shared by http, tcp and tls.
 type agentFlags struct {
-	relay, token, relayCA, relayFP, logLevel string
+	relay, token, tokenFile, relayCA, relayFP, logLevel string
 }
 
 func (a *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.relay, "relay", "", "relay agent address HOST:PORT (required)")
-	fs.StringVar(&a.token, "token", "", "auth token (or set PORTHOLE_TOKEN)")
+	fs.StringVar(&a.token, "token", "", "auth token (or --token-file, or set PORTHOLE_TOKEN)")
+	fs.StringVar(&a.tokenFile, "token-file", "", "read the auth token from this file, which keeps it out of the process list")
 	fs.StringVar(&a.relayCA, "relay-ca", "", "trust the relay by this CA bundle (PEM)")
 	fs.StringVar(&a.relayFP, "relay-fingerprint", "", "trust the relay by this SHA-256 certificate fingerprint")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -35,11 +37,71 @@ func (a *agentFlags) apply(cfg *forwarder.Config) error {
 		return usagef("--relay-ca and --relay-fingerprint are mutually exclusive")
 	}
 	cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = a.relay, a.relayCA, a.relayFP
-	cfg.Token = a.token
-	if cfg.Token == "" {
+	switch {
+	case a.token != "" && a.tokenFile != "":
+		return usagef("--token and --token-file are mutually exclusive")
+	case a.tokenFile != "":
+		tok, err := readTokenFile(a.tokenFile)
+		if err != nil {
+			return err
+		}
+		cfg.Token = tok
+	case a.token != "":
+		cfg.Token = a.token
+	default:
 		cfg.Token = os.Getenv("PORTHOLE_TOKEN")
 	}
 	return nil
+}
+
+// readTokenFile reads a token kept in a file: its first line, trimmed. Its
+// errors name the file, never the token.
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	tok := strings.TrimSpace(line)
+	if tok == "" {
+		return "", fmt.Errorf("--token-file %s: the first line is empty", path)
+	}
+	return tok, nil
+}
+
+// agentFlagNames names the flag of each forwarder Config and Tunnel field,
+// to word its errors.
+var agentFlagNames = map[string]string{
+	"RelayAddr":         "--relay",
+	"Token":             "--token",
+	"RelayCAFile":       "--relay-ca",
+	"RelayFingerprint":  "--relay-fingerprint",
+	"Upstream":          "UPSTREAM",
+	"Name":              "--name",
+	"RemotePort":        "--remote-port",
+	"UpstreamCAFile":    "--upstream-tls-verify-cas",
+	"BasicAuth":         "--basic-auth",
+	"HostHeader":        "--host-header",
+	"TerminateCertFile": "--terminate-cert",
+	"TerminateKeyFile":  "--terminate-key",
+}
+
+// agentConfigError words a refused forwarder Config in flags. A file that
+// cannot be read or used is a runtime failure; anything else is bad usage.
+func agentConfigError(err error) error {
+	var ce *forwarder.FieldError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	msg := err.Error()
+	if name, ok := agentFlagNames[ce.Field]; ok && name != "UPSTREAM" {
+		msg = name + ": " + msg
+	}
+	var fe *forwarder.FileError
+	if errors.As(err, &fe) {
+		return errors.New(msg)
+	}
+	return usagef("%s", msg)
 }
 
 func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
@@ -93,7 +155,7 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 	cfg.OnState = printForwarding(stdout)
 	f, err := forwarder.New(cfg)
 	if err != nil {
-		return usagef("%v", err)
+		return agentConfigError(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -18,9 +18,10 @@ const (
 
 const usage = `usage:
   porthole relay  [--addr 127.0.0.1:7835] [--http 127.0.0.1:8080] [--https ADDR]
-                  [--domain localhost] [--token T | --tokens-file F] [--tcp-ports 20000-20100]
+                  [--domain localhost] (--token T | --tokens-file F | --no-auth) [--tcp-ports 20000-20100]
                   [--tls-cert F --tls-key F | --acme-email E [--acme-ca URL]] [--state-dir DIR]
-  porthole http UPSTREAM --relay HOST:PORT [--token T] [--relay-ca F | --relay-fingerprint FP]
+                  [limits: porthole relay -h]
+  porthole http UPSTREAM --relay HOST:PORT [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
                   [--name SUB] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
   porthole tcp UPSTREAM  ... [--remote-port N]

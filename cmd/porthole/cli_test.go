@@ -178,14 +178,26 @@ func TestBadUsageExits2WithOneLine(t *testing.T) {
 		{[]string{"http", "8000", "--relay", ""}, "--relay"},
 		{[]string{"http", "8000", "--upstream-protocol", "h3"}, "h3"},
 		{[]string{"http", "8000", "--nope"}, "-nope"},
-		{[]string{"http", "8000", "--upstream-tls-verify-cas", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"http", "8000", "--token", "a", "--token-file", "f"}, "mutually exclusive"},
 		{[]string{"tls", "8443"}, "--name"},
 		{[]string{"tcp", "5432", "--remote-port", "70000"}, "70000"},
 		{[]string{"relay", "--tcp-ports", "9-1"}, "9-1"},
 		{[]string{"relay", "--token", "a", "--tokens-file", "f"}, "mutually exclusive"},
-		{[]string{"relay", "--acme-email", "me@example.com"}, `"localhost"`},
-		{[]string{"relay", "--acme-email", "me@example.com", "--domain", "t.example.com", "--tls-cert", "c", "--tls-key", "k"}, "--tls-cert"},
+		{[]string{"relay", "--token", "a", "--acme-email", "me@example.com"}, `"localhost"`},
+		{[]string{"relay", "--token", "a", "--acme-email", "me@example.com", "--domain", "t.example.com", "--tls-cert", "c", "--tls-key", "k"}, "--tls-cert"},
 		{[]string{"relay", "--acme-ca-root", "ca.pem"}, "--acme-ca-root"},
+		// No open relay by accident: an empty or missing token is bad usage,
+		// and --no-auth is for loopback only.
+		{[]string{"relay", "--token", ""}, "--token is empty"},
+		{[]string{"relay"}, "--no-auth"},
+		{[]string{"relay", "--no-auth", "--addr", "0.0.0.0:0"}, "--no-auth"},
+		{[]string{"relay", "--no-auth", "--http", ":0"}, "--no-auth"},
+		{[]string{"relay", "--no-auth", "--token", "a"}, "--no-auth"},
+		// Config errors name the flag, not the library's field.
+		{[]string{"relay", "--token", "a", "--max-streams", "0"}, "--max-streams"},
+		{[]string{"relay", "--token", "a", "--handshake-timeout", "-1s"}, "--handshake-timeout"},
+		{[]string{"relay", "--token", "a", "--tls-cert", "c.pem"}, "--tls-key"},
+		{[]string{"http", "8000", "--name", "Bad_Name"}, "--name"},
 		{[]string{"frobnicate"}, "frobnicate"},
 	} {
 		args := c.args
@@ -207,6 +219,66 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestRuntimeFailuresExit1(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"http", "8000", "--relay", "127.0.0.1:1", "--upstream-tls-verify-cas", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"http", "8000", "--relay", "127.0.0.1:1", "--relay-ca", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"http", "8000", "--relay", "127.0.0.1:1", "--token-file", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"relay", "--token", "a", "--state-dir", dir, "--tls-cert", "/does/not/exist", "--tls-key", "/does/not/exist"}, "/does/not/exist"},
+		{[]string{"relay", "--tokens-file", "/does/not/exist", "--state-dir", dir}, "/does/not/exist"},
+	} {
+		code, stderr := runExit(t, nil, c.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("porthole %v: exit %d, stderr %q; want exit 1 and one line naming %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "via token file") }))
+	defer up.Close()
+	agentAddr, httpAddr, fp, _ := startRelay(t, "--token", "file-s3cret")
+	good := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(good, []byte("file-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token-file", good, "--relay-fingerprint", fp, "--name", "tf")
+	m := agent.line(t, `^forwarding (http://tf\.localhost:\d+) -> `)
+	if body := getVia(t, httpAddr, m[1]); body != "via token file" {
+		t.Errorf("body %q", body)
+	}
+	bad := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(bad, []byte("wrong-file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token-file", bad, "--relay-fingerprint", fp)
+	if code != 1 || !strings.Contains(stderr, "auth_failed") || strings.Contains(stderr, "wrong-file-token") {
+		t.Errorf("wrong token in a file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestSecondAgentIsRefusedAndFirstKeepsItsName: a live name is never taken
+// over; the agent that asked is told, and exits 1 with the code.
+func TestSecondAgentIsRefusedAndFirstKeepsItsName(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "first") }))
+	defer up.Close()
+	agentAddr, httpAddr, fp, _ := startRelay(t, "--token", "shared")
+	first := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web")
+	m := first.line(t, `^forwarding (http://web\.localhost:\d+) -> `)
+	code, stderr := runExit(t, nil, "http", "9", "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web")
+	if code != 1 || !strings.Contains(stderr, "name_taken") {
+		t.Errorf("second agent for a live name: exit %d, stderr %q", code, stderr)
+	}
+	if body := getVia(t, httpAddr, m[1]); body != "first" {
+		t.Errorf("after the second agent was refused the first serves %q", body)
+	}
 }
 
 func TestFatalErrorsExit1(t *testing.T) {
@@ -233,7 +305,7 @@ func TestRelayKeepsItsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	var fps []string
 	for range 2 {
-		p := start(t, nil, "relay", "--addr", "127.0.0.1:0", "--http", "", "--state-dir", dir)
+		p := start(t, nil, "relay", "--addr", "127.0.0.1:0", "--http", "", "--state-dir", dir, "--no-auth")
 		fps = append(fps, p.line(t, `^fingerprint: ([0-9a-f]{64})$`)[1])
 		if code := p.stop(t, syscall.SIGTERM); code != 0 {
 			t.Errorf("relay exit %d", code)
@@ -247,7 +319,7 @@ func TestRelayKeepsItsCertificate(t *testing.T) {
 func TestStartSavedProfiles(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "saved profile") }))
 	defer up.Close()
-	agentAddr, httpAddr, fp, _ := startRelay(t)
+	agentAddr, httpAddr, fp, _ := startRelay(t, "--no-auth")
 	config := t.TempDir()
 	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
 	p := settings.Example()

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,23 +15,63 @@ import (
 	"porthole/relay"
 )
 
+// relayFlags names the flag of each relay Config field, to word its errors.
+var relayFlags = map[string]string{
+	"AgentAddr":            "--addr",
+	"HTTPAddr":             "--http",
+	"HTTPSAddr":            "--https",
+	"Domain":               "--domain",
+	"Tokens":               "--token/--tokens-file",
+	"NoAuth":               "--no-auth",
+	"TCPPorts":             "--tcp-ports",
+	"TLSCertFile":          "--tls-cert",
+	"TLSKeyFile":           "--tls-key",
+	"StateDir":             "--state-dir",
+	"ACME":                 "--acme-email/--acme-ca",
+	"NameGrace":            "--name-grace",
+	"ShutdownGrace":        "--shutdown-grace",
+	"ReadHeaderTimeout":    "--read-header-timeout",
+	"HandshakeTimeout":     "--handshake-timeout",
+	"MaxHandshakes":        "--max-handshakes",
+	"MaxHandshakesPerIP":   "--max-handshakes-per-ip",
+	"StreamsPerSession":    "--max-streams",
+	"MaxTunnels":           "--max-tunnels",
+	"MaxTCPPorts":          "--max-tcp-ports",
+	"ControlRate":          "--control-rate",
+	"ClientConnsPerTunnel": "--max-client-conns",
+}
+
 func runRelay(args []string, stdout, stderr io.Writer) error {
 	def := relay.DefaultConfig()
+	cfg := def
 	fs := newFlagSet("relay", stdout)
-	addr := fs.String("addr", def.AgentAddr, "agent listener (TLS)")
-	httpAddr := fs.String("http", def.HTTPAddr, "public HTTP listener; empty to disable")
-	httpsAddr := fs.String("https", "", "public HTTPS and TLS-tunnel listener (SNI routed)")
-	domain := fs.String("domain", def.Domain, "tunnels get hostnames NAME.DOMAIN")
-	token := fs.String("token", "", "the one token agents must present")
+	fs.StringVar(&cfg.AgentAddr, "addr", def.AgentAddr, "agent listener (TLS)")
+	fs.StringVar(&cfg.HTTPAddr, "http", def.HTTPAddr, "public HTTP listener; empty to disable")
+	fs.StringVar(&cfg.HTTPSAddr, "https", "", "public HTTPS and TLS-tunnel listener (SNI routed)")
+	fs.StringVar(&cfg.Domain, "domain", def.Domain, "tunnels get hostnames NAME.DOMAIN")
+	token := optionalString(fs, "token", "the one token agents must present")
 	tokensFile := fs.String("tokens-file", "", "file of tokens, one per line, each optionally followed by its reserved names")
+	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "accept any agent, without a token; only when every listener is on loopback")
 	tcpPorts := fs.String("tcp-ports", def.TCPPorts.String(), "port range for TCP tunnels, or 0 for any")
-	cert := fs.String("tls-cert", "", "certificate (PEM); self-signed if not given")
-	key := fs.String("tls-key", "", "private key (PEM) for --tls-cert")
-	stateDir := fs.String("state-dir", "", "where the self-signed certificate is kept (default: user config dir)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "certificate (PEM); self-signed if not given")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key (PEM) for --tls-cert")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "where the self-signed certificate is kept (default: user config dir)")
 	acmeEmail := fs.String("acme-email", "", "get certificates from an ACME CA (Let's Encrypt by default), with this contact address")
 	acmeCA := fs.String("acme-ca", "", "ACME directory URL (staging, or a private CA); turns ACME on")
 	acmeCARoot := fs.String("acme-ca-root", "", "trust the ACME directory's HTTPS by this CA bundle (PEM), for a private CA")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	// Limits; docs/PROTOCOL.md has the table.
+	fs.DurationVar(&cfg.NameGrace, "name-grace", def.NameGrace, "how long a disconnected agent's names stay reserved for its token")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", def.ShutdownGrace, "how long a stopping relay waits for in-flight requests")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "time for a public client to send its request head (or TLS ClientHello)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", def.HandshakeTimeout, "time for an agent to finish TLS, its hello and its control stream")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", def.MaxHandshakes, "agent connections in their handshake at once (the oldest is dropped beyond)")
+	fs.IntVar(&cfg.MaxHandshakesPerIP, "max-handshakes-per-ip", def.MaxHandshakesPerIP, "agent connections in their handshake at once from one address")
+	fs.IntVar(&cfg.StreamsPerSession, "max-streams", def.StreamsPerSession, "public connections carried to one agent at once")
+	fs.IntVar(&cfg.MaxTunnels, "max-tunnels", def.MaxTunnels, "tunnels one agent session may bind")
+	fs.IntVar(&cfg.MaxTCPPorts, "max-tcp-ports", def.MaxTCPPorts, "TCP ports one agent session may hold")
+	fs.Float64Var(&cfg.ControlRate, "control-rate", def.ControlRate, "control messages per second from one agent")
+	fs.IntVar(&cfg.ClientConnsPerTunnel, "max-client-conns", def.ClientConnsPerTunnel, "connections one client address may have open to one tunnel")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -37,20 +79,19 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	cfg := def
-	cfg.AgentAddr, cfg.HTTPAddr, cfg.HTTPSAddr, cfg.Domain = *addr, *httpAddr, *httpsAddr, *domain
-	cfg.TLSCertFile, cfg.TLSKeyFile = *cert, *key
 	if cfg.TCPPorts, err = relay.ParsePortRange(*tcpPorts); err != nil {
 		return usagef("--tcp-ports: %v", err)
 	}
 	switch {
-	case *token != "" && *tokensFile != "":
+	case token.set && *tokensFile != "":
 		return usagef("--token and --tokens-file are mutually exclusive")
-	case *token != "":
-		cfg.Tokens = []relay.Token{{Secret: *token}}
+	case token.set && token.value == "":
+		return usagef("--token is empty (an unset variable?); give a token, or --no-auth for a relay on loopback")
+	case token.set:
+		cfg.Tokens = []relay.Token{{Secret: token.value}}
 	case *tokensFile != "":
 		if cfg.Tokens, err = relay.ParseTokensFile(*tokensFile); err != nil {
-			return usagef("%v", err)
+			return err
 		}
 	}
 	if *acmeEmail != "" || *acmeCA != "" {
@@ -58,14 +99,13 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 		a.Email, a.CA = *acmeEmail, *acmeCA
 		if *acmeCARoot != "" {
 			if a.CARoots, err = readCertPool(*acmeCARoot); err != nil {
-				return usagef("--acme-ca-root: %v", err)
+				return fmt.Errorf("--acme-ca-root: %w", err)
 			}
 		}
 		cfg.ACME = &a
 	} else if *acmeCARoot != "" {
 		return usagef("--acme-ca-root needs --acme-email or --acme-ca")
 	}
-	cfg.StateDir = *stateDir
 	if cfg.StateDir == "" {
 		dir, err := os.UserConfigDir()
 		if err != nil {
@@ -82,7 +122,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	srv, err := relay.New(cfg)
 	if err != nil {
-		return usagef("%v", err)
+		return relayConfigError(err)
 	}
 	if err := srv.Start(); err != nil {
 		return err
@@ -106,6 +146,42 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	return nil
+}
+
+// relayConfigError words a refused relay Config in flags: bad usage. Any
+// other error of relay.New (an unreadable certificate) is a runtime failure.
+func relayConfigError(err error) error {
+	var ce *relay.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if errors.Is(ce.Err, relay.ErrNoTokens) {
+		return usagef("no token: give --token or --tokens-file, or --no-auth for a relay on loopback")
+	}
+	name, ok := relayFlags[ce.Field]
+	if !ok {
+		name = ce.Field
+	}
+	return usagef("%s: %v", name, ce.Err)
+}
+
+// optional is a string flag that knows whether it was given, so that an
+// empty value (an unset shell variable) is told apart from no flag.
+type optional struct {
+	value string
+	set   bool
+}
+
+func (o *optional) String() string { return o.value }
+func (o *optional) Set(v string) error {
+	o.value, o.set = v, true
+	return nil
+}
+
+func optionalString(fs *flag.FlagSet, name, usage string) *optional {
+	o := new(optional)
+	fs.Var(o, name, usage)
+	return o
 }
 
 // readCertPool reads a PEM bundle of CA certificates.

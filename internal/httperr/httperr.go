@@ -4,8 +4,10 @@
 package httperr
 
 import (
+	"bytes"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 )
 
@@ -23,6 +25,10 @@ const (
 	UpstreamTimeout     Code = "PH-504-UPSTREAM-TIMEOUT"  // the upstream did not answer in time
 	AuthRequired        Code = "PH-401-AUTH-REQUIRED"     // the tunnel asks for basic auth
 	Misdirected         Code = "PH-421-MISDIRECTED"       // the request names another tunnel than its connection
+	BadRequest          Code = "PH-400-BAD-REQUEST"       // the request head could not be parsed
+	HeadTimeout         Code = "PH-408-HEAD-TIMEOUT"      // the request head did not arrive in time
+	TooManyConns        Code = "PH-429-TOO-MANY-CONNS"    // the client has too many connections open to the tunnel
+	HeadTooLarge        Code = "PH-431-HEAD-TOO-LARGE"    // the request head is over the limit
 )
 
 // Header is the response header that carries the code.
@@ -30,12 +36,36 @@ const Header = "Porthole-Error"
 
 // Write sends an error page with the status, code and a one-line detail.
 func Write(w http.ResponseWriter, status int, code Code, detail string) {
-	h := w.Header()
+	setHeaders(w.Header(), code)
+	w.WriteHeader(status)
+	w.Write(page(status, code, detail))
+}
+
+// WriteResponse writes an error page as a whole HTTP/1.1 response that
+// closes the connection, for a connection no http.Server serves. extra
+// headers (such as Retry-After) are added to it.
+func WriteResponse(w io.Writer, status int, code Code, detail string, extra http.Header) error {
+	body := page(status, code, detail)
+	h := extra.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	setHeaders(h, code)
+	resp := &http.Response{
+		StatusCode: status, ProtoMajor: 1, ProtoMinor: 1, Header: h, Close: true,
+		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+	}
+	return resp.Write(w)
+}
+
+func setHeaders(h http.Header, code Code) {
 	h.Set(Header, string(code))
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "<!doctype html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n<p><code>%s</code></p>\n",
+}
+
+func page(status int, code Code, detail string) []byte {
+	return fmt.Appendf(nil, "<!doctype html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n<p><code>%s</code></p>\n",
 		status, http.StatusText(status), status, http.StatusText(status), html.EscapeString(detail), code)
 }

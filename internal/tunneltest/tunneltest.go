@@ -22,7 +22,8 @@ func Logger(t testing.TB) *slog.Logger {
 }
 
 // RelayConfig returns a relay config for tests: every listener on a free
-// loopback port, TCP tunnels on any port, state in a temp dir.
+// loopback port, TCP tunnels on any port, state in a temp dir, and no
+// authentication (set Tokens and clear NoAuth for a relay that wants them).
 func RelayConfig(t testing.TB) relay.Config {
 	cfg := relay.DefaultConfig()
 	cfg.AgentAddr = "127.0.0.1:0"
@@ -32,6 +33,7 @@ func RelayConfig(t testing.TB) relay.Config {
 	cfg.StateDir = t.TempDir()
 	cfg.Logger = Logger(t).With("side", "relay")
 	cfg.ShutdownGrace = 5 * time.Second
+	cfg.NoAuth = true
 	return cfg
 }
 
