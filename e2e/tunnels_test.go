@@ -17,7 +17,7 @@ import (
 
 func TestAddAndRemoveTunnelsOnALiveSession(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "token-a"}, {Secret: "token-b"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "token-a"}, {Secret: "token-b"}}, false
 	srv := tt.StartRelay(t, rc)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "second") }))
 	defer up.Close()

@@ -129,6 +129,7 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // ErrNoCertificates is why a CA file that holds no PEM certificate is refused.
 var ErrNoCertificates = errors.New("no PEM certificates found")
+
 func (e *FieldError) Unwrap() error { return e.Err }
 
 func configError(field string, err error) error {
