@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"porthole/inspect"
 	"porthole/wire"
 )
 
@@ -36,6 +38,10 @@ type Tunnel struct {
 
 	TerminateCertFile string // terminate public TLS at the agent (tls)
 	TerminateKeyFile  string
+
+	// NoInspect keeps this tunnel's HTTP exchanges out of Config.Inspect;
+	// they are still counted.
+	NoInspect bool
 }
 
 // Config configures a Forwarder. Start from DefaultConfig.
@@ -51,6 +57,11 @@ type Config struct {
 	InstanceID string
 
 	Tunnels []Tunnel
+
+	// Inspect, if set, counts every tunnel's connections and requests and
+	// keeps their HTTP exchanges (see Tunnel.NoInspect), for the agent API
+	// and the web inspector.
+	Inspect *inspect.Store
 
 	Logger *slog.Logger
 	// OnState, if set, is called with every state change, in order, from the
@@ -86,6 +97,7 @@ type tunnel struct {
 	terminate   *tls.Config    // for tls tunnels terminated at the agent
 	http        *httpTunnel
 	raw         *rawTunnel
+	tap         *inspect.Tap // nil without Config.Inspect
 	bound       wire.Bound // the relay's last reply, reused to re-bind the same name or port
 }
 
@@ -172,17 +184,13 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {
-		tn, err := prepareTunnel(t, c)
+		tn, err := prepareTunnel(t, c, uint32(i+1))
 		if err != nil {
 			if len(c.Tunnels) > 1 {
 				err.Err = fmt.Errorf("tunnel %d: %w", i+1, err.Err)
 			}
 			err.Tunnel = i
 			return nil, nil, err
-		}
-		tn.id = uint32(i + 1)
-		if tn.Label == "" {
-			tn.Label = defaultLabel(tn)
 		}
 		for _, o := range out {
 			if o.Label == tn.Label {
@@ -214,9 +222,10 @@ func (c *Config) checkTimeouts() error {
 	return nil
 }
 
-// prepareTunnel validates one tunnel and builds it. Its error names the
-// Tunnel field at fault, as the tunnel at index 0.
-func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
+// prepareTunnel validates one tunnel and builds what serves it, under the
+// id the forwarder gives it. Its error names the Tunnel field at fault, as
+// the tunnel at index 0.
+func prepareTunnel(t Tunnel, c *Config, id uint32) (*tunnel, *FieldError) {
 	fail := func(field string, err error) (*tunnel, *FieldError) {
 		return nil, &FieldError{Field: field, Err: err}
 	}
@@ -229,7 +238,10 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
 	if err != nil {
 		return fail("Upstream", err)
 	}
-	tn := &tunnel{Tunnel: t, upstream: up}
+	tn := &tunnel{Tunnel: t, id: id, upstream: up}
+	if tn.Label == "" {
+		tn.Label = defaultLabel(tn)
+	}
 	if t.Name != "" {
 		if err := wire.ValidName(t.Name); err != nil {
 			return fail("Name", err)
@@ -271,6 +283,13 @@ func prepareTunnel(t Tunnel, c *Config) (*tunnel, *FieldError) {
 			return fail("TerminateCertFile", &FileError{What: "terminate certificate", Path: t.TerminateCertFile, Err: err})
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if c.Inspect != nil {
+		tn.tap = c.Inspect.Tap(tn.Label, inspect.TapOptions{
+			Capture:           !t.NoInspect && t.Proto == wire.ProtoHTTP,
+			MaskAuthorization: t.BasicAuth != "",
+			PublicTLS:         func(r *http.Request) bool { return publicTLS(r.Context()) },
+		})
 	}
 	if t.Proto == wire.ProtoHTTP {
 		tn.http = newHTTPTunnel(tn, c)

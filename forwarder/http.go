@@ -2,10 +2,6 @@ package forwarder
 
 import (
 	"context"
-	"net/netip"
-	"slices"
-	"sync/atomic"
-
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,15 +11,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
-	"porthole/wire"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"porthole/inspect"
 	"porthole/internal/httperr"
 	"porthole/internal/netutil"
+	"porthole/wire"
 )
 
 // httpTunnel proxies one tunnel's HTTP requests to its upstream. The relay
@@ -33,6 +33,8 @@ import (
 // newServer) so that a session can drain on its own.
 type httpTunnel struct {
 	handler http.Handler
+	replay  http.Handler // the path of a replayed request: capture, then the proxy
+	tap     *inspect.Tap // nil without inspection
 	hosts   atomic.Pointer[[]string] // the public hostnames, set at each bind
 	log     *slog.Logger
 }
@@ -60,14 +62,32 @@ func newHTTPTunnel(tn *tunnel, c *Config) *httpTunnel {
 		ErrorHandler: proxyErrorHandler(log, tn.upstream),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	h := &httpTunnel{log: log}
+	h := &httpTunnel{log: log, tap: tn.tap}
 	var handler http.Handler = proxy
 	if tn.BasicAuth != "" {
 		user, pass, _ := strings.Cut(tn.BasicAuth, ":")
 		handler = basicAuth(user, pass, handler)
 	}
 	h.handler = h.checkHost(refuseH2CUpgrade(handler))
+	if h.tap != nil {
+		h.handler = h.tap.Handler(h.handler)
+		// A replay comes from the inspector, not the public side: it skips the
+		// tunnel's basic auth, whose header the capture hid, and goes
+		// straight to the upstream.
+		var replay http.Handler = proxy
+		if tn.BasicAuth != "" {
+			replay = dropAuthorization(proxy)
+		}
+		h.replay = h.tap.Handler(refuseH2CUpgrade(replay))
+	}
 	return h
+}
+
+func dropAuthorization(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Authorization")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // setHosts records the public hostnames the relay gave the tunnel.
@@ -126,7 +146,7 @@ func setForwarded(pr *httputil.ProxyRequest) {
 		ip = in.RemoteAddr
 	}
 	proto := "http"
-	if publicTLS(in.Context()) {
+	if publicTLS(in.Context()) || in.TLS != nil {
 		proto = "https"
 	}
 	out.Header["X-Forwarded-For"] = appendValue(in.Header["X-Forwarded-For"], ip)
@@ -169,10 +189,38 @@ func dropToken(h http.Header, key, token string) {
 }
 
 // streamConn is a relay stream seen as the public client's connection.
+// When counted, it reports its bytes to closed once, when it is closed.
 type streamConn struct {
 	net.Conn
-	hdr    wire.StreamHeader
-	client net.Addr
+	hdr     wire.StreamHeader
+	client  net.Addr
+	closed  func(in, out int64)
+	in, out atomic.Int64
+	once    sync.Once
+}
+
+func (c *streamConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.closed != nil {
+		c.in.Add(int64(n))
+	}
+	return n, err
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.closed != nil {
+		c.out.Add(int64(n))
+	}
+	return n, err
+}
+
+func (c *streamConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed != nil {
+		c.once.Do(func() { c.closed(c.in.Load(), c.out.Load()) })
+	}
+	return err
 }
 
 func newStreamConn(c net.Conn, h wire.StreamHeader) *streamConn {
@@ -187,9 +235,14 @@ func newStreamConn(c net.Conn, h wire.StreamHeader) *streamConn {
 // Request.RemoteAddr.
 func (c *streamConn) RemoteAddr() net.Addr { return c.client }
 
-// wrapConn makes a relay stream the public client's connection.
+// wrapConn makes a relay stream the public client's connection, counted
+// when the tunnel is inspected.
 func (h *httpTunnel) wrapConn(st net.Conn, hdr wire.StreamHeader) net.Conn {
-	return newStreamConn(st, hdr)
+	sc := newStreamConn(st, hdr)
+	if h.tap != nil {
+		sc.closed = h.tap.Metrics().ConnOpened()
+	}
+	return sc
 }
 
 type tlsKey struct{}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"porthole/internal/netutil"
@@ -58,7 +59,39 @@ func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader
 		public.Close()
 		return
 	}
+	if r.tn.tap != nil {
+		c := &countedConn{Conn: public}
+		closed := r.tn.tap.Metrics().ConnOpened()
+		defer func() { closed(c.in.Load(), c.out.Load()) }()
+		public = c
+	}
 	if err := netutil.Pipe(public, up); err != nil {
 		r.log.Debug("connection ended", "client", h.ClientAddr, "err", err)
 	}
+}
+
+// countedConn counts the bytes read from and written to the public client.
+// It keeps CloseWrite, which Pipe uses for half-closes.
+type countedConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"porthole/inspect"
 	"porthole/wire"
 )
 
@@ -13,6 +14,7 @@ var (
 	ErrTunnelNotFound = errors.New("no tunnel with this name")
 	ErrTunnelExists   = errors.New("a tunnel with this name already exists")
 	ErrOffline        = errors.New("the agent is not connected to its relay")
+	ErrInvalidTunnel  = errors.New("invalid tunnel")
 )
 
 // TunnelInfo describes one of the forwarder's tunnels.
@@ -22,6 +24,7 @@ type TunnelInfo struct {
 	Upstream string   // the normalized upstream
 	URLs     []string // its public addresses; empty until bound
 	Tunnel   Tunnel   // as configured
+	Tap      *inspect.Tap // its metrics and captures; nil without Config.Inspect
 }
 
 // Tunnels lists the forwarder's tunnels in the order they were added.
@@ -38,18 +41,22 @@ func (f *Forwarder) Tunnels() []TunnelInfo {
 // info describes t; called with f.mu held (t.bound changes under it).
 func (t *tunnel) info() TunnelInfo {
 	return TunnelInfo{Label: t.Label, Proto: t.Proto, Upstream: t.upstream.String(),
-		URLs: append([]string(nil), t.bound.URLs...), Tunnel: t.Tunnel}
+		URLs: append([]string(nil), t.bound.URLs...), Tunnel: t.Tunnel, Tap: t.tap}
 }
 
 // AddTunnel starts another tunnel on the live relay session and returns it
 // once the relay has bound it. It fails with ErrOffline while the forwarder
-// is not online, ErrTunnelExists for a label in use, a validation error, or
+// is not online, ErrTunnelExists for a label in use, ErrInvalidTunnel, or
 // the relay's coded refusal (*wire.Error). A tunnel added here is bound
 // again after a reconnect, like the configured ones.
 func (f *Forwarder) AddTunnel(ctx context.Context, t Tunnel) (TunnelInfo, error) {
-	tn, ferr := prepareTunnel(t, &f.cfg)
+	f.mu.Lock()
+	f.nextID++
+	id := f.nextID
+	f.mu.Unlock()
+	tn, ferr := prepareTunnel(t, &f.cfg, id)
 	if ferr != nil {
-		return TunnelInfo{}, ferr
+		return TunnelInfo{}, fmt.Errorf("%w: %w", ErrInvalidTunnel, ferr)
 	}
 	f.mu.Lock()
 	sess := f.live
@@ -60,11 +67,6 @@ func (f *Forwarder) AddTunnel(ctx context.Context, t Tunnel) (TunnelInfo, error)
 	case f.labelTaken(tn.Label):
 		f.mu.Unlock()
 		return TunnelInfo{}, fmt.Errorf("%w: %q", ErrTunnelExists, tn.Label)
-	}
-	f.nextID++
-	tn.id = f.nextID
-	if tn.Label == "" {
-		tn.Label = defaultLabel(tn)
 	}
 	// Streams may arrive as soon as the relay has bound the tunnel, before
 	// its reply is read: be ready for them first.

@@ -6,18 +6,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"porthole/forwarder"
+	"porthole/inspect"
 	"porthole/wire"
 )
 
 // agentFlags are the flags shared by http, tcp and tls.
 type agentFlags struct {
 	relay, token, tokenFile, relayCA, relayFP, logLevel string
+	webAddr                                             string
+	inspect                                             bool
 }
 
 func (a *agentFlags) register(fs *flag.FlagSet) {
@@ -27,6 +32,8 @@ func (a *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.relayCA, "relay-ca", "", "trust the relay by this CA bundle (PEM)")
 	fs.StringVar(&a.relayFP, "relay-fingerprint", "", "trust the relay by this SHA-256 certificate fingerprint")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&a.webAddr, "web-addr", inspect.DefaultAddr, `inspector and agent API address ("false" turns them off)`)
+	fs.BoolVar(&a.inspect, "inspect", true, "keep HTTP requests for the inspector (false: only count them)")
 }
 
 func (a *agentFlags) apply(cfg *forwarder.Config) error {
@@ -148,30 +155,104 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 	if err := af.apply(&cfg); err != nil {
 		return err
 	}
+	t.Label = "command_line" // ngrok's name for the tunnel of the command line
+	t.NoInspect = !af.inspect
 	cfg.Tunnels = []forwarder.Tunnel{t}
 	if cfg.Logger, err = newLogger(stderr, af.logLevel); err != nil {
 		return err
 	}
-	cfg.OnState = printForwarding(stdout)
+	web, err := listenWeb(af.webAddr, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		cfg.Inspect = inspect.NewStore(inspect.DefaultConfig())
+	}
+	cfg.OnState = printForwarding(stdout, web)
 	f, err := forwarder.New(cfg)
 	if err != nil {
+		web.close()
 		return agentConfigError(err)
 	}
+	web.serve(cfg.Inspect, f.InspectAgent(), cfg.Logger)
+	defer web.close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return f.Run(ctx)
 }
 
+// web is the inspector's listener, then its server.
+type web struct {
+	ln  net.Listener
+	srv *inspect.Server
+}
+
+// listenWeb opens the inspector's address: nil for "false". The default
+// address moves up to the next free port; if none is free, the agent runs
+// without the inspector. An address given explicitly must work.
+func listenWeb(addr string, log *slog.Logger) (*web, error) {
+	if addr == "false" {
+		return nil, nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, usagef("bad --web-addr %q: want HOST:PORT or false", addr)
+	}
+	ln, err := inspect.Listen(addr)
+	if err != nil {
+		if addr == inspect.DefaultAddr {
+			log.Warn("inspector is off: no free port", "err", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("inspector: %w", err)
+	}
+	return &web{ln: ln}, nil
+}
+
+func (w *web) serve(store *inspect.Store, agent inspect.Agent, log *slog.Logger) {
+	if w != nil {
+		w.srv = inspect.Serve(w.ln, inspect.NewAPI(store, agent, log.With("part", "inspector")), log)
+	}
+}
+
+func (w *web) close() {
+	switch {
+	case w == nil:
+	case w.srv != nil:
+		w.srv.Close()
+	default:
+		w.ln.Close()
+	}
+}
+
+func (w *web) url() string {
+	if w == nil {
+		return ""
+	}
+	return "http://" + w.ln.Addr().String()
+}
+
 // printForwarding prints one "forwarding URL -> UPSTREAM" line per public
-// address each time the tunnel comes online.
-func printForwarding(w io.Writer) func(forwarder.State) {
+// address each time the tunnel comes online, and once a tunnel added over
+// the API is bound; after the first lines, the inspector's address as
+// "inspect URL".
+func printForwarding(w io.Writer, web *web) func(forwarder.State) {
+	printed := map[forwarder.Forwarding]bool{}
+	inspectorShown := false
 	return func(s forwarder.State) {
 		if s.Phase != forwarder.Online {
+			clear(printed)
 			return
 		}
 		var b strings.Builder
 		for _, fw := range s.Forwarding {
-			fmt.Fprintf(&b, "forwarding %s -> %s\n", fw.URL, fw.Upstream)
+			if !printed[fw] {
+				printed[fw] = true
+				fmt.Fprintf(&b, "forwarding %s -> %s\n", fw.URL, fw.Upstream)
+			}
+		}
+		if u := web.url(); u != "" && !inspectorShown {
+			inspectorShown = true
+			fmt.Fprintf(&b, "inspect %s\n", u)
 		}
 		io.WriteString(w, b.String())
 	}

@@ -24,6 +24,7 @@ const usage = `usage:
   porthole http UPSTREAM --relay HOST:PORT [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
                   [--name SUB] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
+                  [--web-addr 127.0.0.1:4040|false] [--inspect=false]
   porthole tcp UPSTREAM  ... [--remote-port N]
   porthole tls UPSTREAM  ... --name SUB [--terminate-cert F --terminate-key F]
   porthole start PROFILE... | --all

@@ -1,0 +1,204 @@
+package inspect
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultBodyCap = 1 << 20  // bytes of each request or response body kept
+	DefaultBudget  = 50 << 20 // bytes of all captured exchanges, like ngrok's inspect_db_size
+)
+
+// Config bounds what a Store keeps.
+type Config struct {
+	BodyCap int   // bytes kept of each body; the rest is counted, not kept
+	Budget  int64 // bytes kept of all exchanges; the oldest go first
+}
+
+// DefaultConfig returns the default bounds.
+func DefaultConfig() Config { return Config{BodyCap: DefaultBodyCap, Budget: DefaultBudget} }
+
+// Store keeps captured exchanges, oldest first, within a memory budget. It
+// is safe for concurrent use. Exchanges it hands out are never modified.
+type Store struct {
+	cfg Config
+
+	mu    sync.Mutex
+	list  []*Exchange // oldest first; list[head:] are live
+	head  int
+	byID  map[string]*Exchange
+	used  int64
+	seq   uint64
+	epoch int64
+	subs  map[*subscriber]struct{}
+}
+
+// NewStore returns an empty store. Zero fields of cfg take the defaults.
+func NewStore(cfg Config) *Store {
+	if cfg.BodyCap <= 0 {
+		cfg.BodyCap = DefaultBodyCap
+	}
+	if cfg.Budget <= 0 {
+		cfg.Budget = DefaultBudget
+	}
+	return &Store{cfg: cfg, byID: map[string]*Exchange{}, subs: map[*subscriber]struct{}{}, epoch: time.Now().Unix()}
+}
+
+// Config returns the store's bounds.
+func (s *Store) Config() Config { return s.cfg }
+
+// Used returns the bytes the kept exchanges account for.
+func (s *Store) Used() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// newID returns ids that sort in capture order, like ngrok's.
+func (s *Store) newID() string {
+	s.seq++
+	return fmt.Sprintf("%08x%08x", uint32(s.epoch), s.seq)
+}
+
+// add keeps a new exchange (its request seen, its response pending) and
+// assigns its id.
+func (s *Store) add(x *Exchange) {
+	s.mu.Lock()
+	x.ID = s.newID()
+	x.size = x.footprint()
+	s.list = append(s.list, x)
+	s.byID[x.ID] = x
+	s.used += x.size
+	s.evict()
+	s.publish(Event{Type: EventRequest, Exchange: x})
+	s.mu.Unlock()
+}
+
+// replace swaps in the finished version of an exchange, if the pending one
+// is still kept.
+func (s *Store) replace(old, done *Exchange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID[old.ID] != old {
+		return // evicted or cleared meanwhile
+	}
+	done.size = done.footprint()
+	for i := len(s.list) - 1; i >= s.head; i-- {
+		if s.list[i] == old {
+			s.list[i] = done
+			break
+		}
+	}
+	s.byID[done.ID] = done
+	s.used += done.size - old.size
+	s.evict()
+	if s.byID[done.ID] == done {
+		s.publish(Event{Type: EventUpdate, Exchange: done})
+	}
+}
+
+// evict drops the oldest exchanges while over budget, keeping at least the
+// newest one; called with s.mu held.
+func (s *Store) evict() {
+	for s.used > s.cfg.Budget && len(s.list)-s.head > 1 {
+		x := s.list[s.head]
+		s.list[s.head] = nil
+		s.head++
+		delete(s.byID, x.ID)
+		s.used -= x.size
+	}
+	// Compact once the dead prefix is the larger part.
+	if s.head > 64 && s.head > len(s.list)/2 {
+		s.list = append([]*Exchange(nil), s.list[s.head:]...)
+		s.head = 0
+	}
+}
+
+// Get returns the exchange with the id, or nil.
+func (s *Store) Get(id string) *Exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[id]
+}
+
+// List returns up to limit exchanges (all when limit <= 0), newest first,
+// only those of the tunnel when tunnel is not empty.
+func (s *Store) List(limit int, tunnel string) []*Exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Exchange
+	for i := len(s.list) - 1; i >= s.head; i-- {
+		x := s.list[i]
+		if tunnel != "" && x.Tunnel != tunnel {
+			continue
+		}
+		out = append(out, x)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out
+}
+
+// Clear forgets every exchange.
+func (s *Store) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list, s.head, s.used = nil, 0, 0
+	s.byID = map[string]*Exchange{}
+	s.publish(Event{Type: EventClear})
+}
+
+// EventType says what changed in the store.
+type EventType string
+
+// Event types.
+const (
+	EventRequest EventType = "request" // a new exchange, response pending
+	EventUpdate  EventType = "update"  // an exchange finished
+	EventClear   EventType = "clear"   // every exchange was deleted
+)
+
+// Event is one change, delivered to subscribers.
+type Event struct {
+	Type     EventType
+	Exchange *Exchange // nil for EventClear
+}
+
+// subscriber receives events until it falls behind by more than its buffer,
+// when its channel is closed so that it starts over from a fresh list.
+type subscriber struct {
+	ch chan Event
+}
+
+// Subscribe returns a channel of changes and a function that ends the
+// subscription. The channel is closed if the reader falls behind.
+func (s *Store) Subscribe() (<-chan Event, func()) {
+	sub := &subscriber{ch: make(chan Event, 256)}
+	s.mu.Lock()
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	return sub.ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[sub]; ok {
+			delete(s.subs, sub)
+			close(sub.ch)
+		}
+	}
+}
+
+// publish sends e to every subscriber without blocking; called with s.mu held.
+func (s *Store) publish(e Event) {
+	for sub := range s.subs {
+		select {
+		case sub.ch <- e:
+		default:
+			delete(s.subs, sub)
+			close(sub.ch)
+		}
+	}
+}
