@@ -98,7 +98,7 @@ type tunnel struct {
 	http        *httpTunnel
 	raw         *rawTunnel
 	tap         *inspect.Tap // nil without Config.Inspect
-	bound       wire.Bound // the relay's last reply, reused to re-bind the same name or port
+	bound       wire.Bound   // the relay's last reply, reused to re-bind the same name or port
 }
 
 // Validate checks the configuration without touching the network; it reads

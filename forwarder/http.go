@@ -33,8 +33,8 @@ import (
 // newServer) so that a session can drain on its own.
 type httpTunnel struct {
 	handler http.Handler
-	replay  http.Handler // the path of a replayed request: capture, then the proxy
-	tap     *inspect.Tap // nil without inspection
+	replay  http.Handler             // the path of a replayed request: capture, then the proxy
+	tap     *inspect.Tap             // nil without inspection
 	hosts   atomic.Pointer[[]string] // the public hostnames, set at each bind
 	log     *slog.Logger
 }

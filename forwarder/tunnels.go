@@ -21,9 +21,9 @@ var (
 type TunnelInfo struct {
 	Label    string
 	Proto    wire.Proto
-	Upstream string   // the normalized upstream
-	URLs     []string // its public addresses; empty until bound
-	Tunnel   Tunnel   // as configured
+	Upstream string       // the normalized upstream
+	URLs     []string     // its public addresses; empty until bound
+	Tunnel   Tunnel       // as configured
 	Tap      *inspect.Tap // its metrics and captures; nil without Config.Inspect
 }
 
