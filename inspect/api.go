@@ -105,24 +105,31 @@ func (a *API) fail(w http.ResponseWriter, status, code int, msg string, err erro
 	a.json(w, status, apiError{ErrorCode: code, StatusCode: status, Msg: msg, Details: details})
 }
 
-// failFor answers an Agent's error with its status and code.
+// agentErrors maps an Agent's errors to the API's answers.
+var agentErrors = []struct {
+	err          error
+	status, code int
+	msg          string
+}{
+	{ErrNotFound, http.StatusNotFound, CodeNotFound, "tunnel not found"},
+	{ErrInvalid, http.StatusBadRequest, CodeInvalidTunnel, "invalid tunnel configuration"},
+	{ErrExists, http.StatusConflict, CodeExists, "a tunnel with this name already exists"},
+	{ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable, "the agent is not connected to its relay"},
+	{ErrNotReplayable, http.StatusBadRequest, CodeNotReplayable, "the request cannot be replayed"},
+	{ErrUpstreamDown, http.StatusBadGateway, CodeReplayFailed, "the replay did not reach the upstream"},
+	{ErrStartFailed, http.StatusBadGateway, CodeStartFailed, "failed to start tunnel"},
+}
+
+// failFor answers an Agent's error with its status and code; the details
+// carry its cause.
 func (a *API) failFor(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		a.fail(w, http.StatusNotFound, CodeNotFound, "tunnel not found", err)
-	case errors.Is(err, ErrInvalid):
-		a.fail(w, http.StatusBadRequest, CodeInvalidTunnel, "invalid tunnel configuration", err)
-	case errors.Is(err, ErrExists):
-		a.fail(w, http.StatusConflict, CodeExists, "a tunnel with this name already exists", err)
-	case errors.Is(err, ErrUnavailable):
-		a.fail(w, http.StatusServiceUnavailable, CodeUnavailable, "the agent is not connected to its relay", err)
-	case errors.Is(err, ErrNotReplayable):
-		a.fail(w, http.StatusBadRequest, CodeNotReplayable, "the request cannot be replayed", err)
-	case errors.Is(err, ErrUpstreamDown):
-		a.fail(w, http.StatusBadGateway, CodeReplayFailed, "the replay did not reach the upstream", err)
-	default:
-		a.fail(w, http.StatusBadGateway, CodeStartFailed, "failed to start tunnel", err)
+	for _, e := range agentErrors {
+		if errors.Is(err, e.err) {
+			a.fail(w, e.status, e.code, e.msg, errors.New(strings.TrimPrefix(err.Error(), e.err.Error()+": ")))
+			return
+		}
 	}
+	a.fail(w, http.StatusBadGateway, CodeStartFailed, "failed to start tunnel", err)
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,26 @@ type Metrics struct {
 	bytesIn  int64
 	bytesOut int64
 	errors   int64
+	changed  chan struct{} // closed at the next change; nil when nobody waits
+}
+
+// Changed returns a channel that is closed at the next change of the
+// metrics, for views that show them live.
+func (m *Metrics) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+	}
+	return m.changed
+}
+
+// notify wakes the waiters of Changed; called with m.mu held.
+func (m *Metrics) notify() {
+	if m.changed != nil {
+		close(m.changed)
+		m.changed = nil
+	}
 }
 
 func newMetrics() *Metrics {
@@ -26,13 +46,14 @@ func newMetrics() *Metrics {
 	return &Metrics{conns: newTimer(now), http: newTimer(now)}
 }
 
-// ConnOpened counts a new public connection. Call the function it returns
-// when the connection ends, with the bytes it carried from and to the
-// public client.
+// ConnOpened counts a new public connection in the gauge. Call the
+// function it returns when the connection ends, with the bytes it carried
+// from and to the public client: then it is counted, with its duration.
 func (m *Metrics) ConnOpened() (closed func(in, out int64)) {
 	start := time.Now()
 	m.mu.Lock()
 	m.open++
+	m.notify()
 	m.mu.Unlock()
 	return func(in, out int64) {
 		now := time.Now()
@@ -41,6 +62,7 @@ func (m *Metrics) ConnOpened() (closed func(in, out int64)) {
 		m.bytesIn += in
 		m.bytesOut += out
 		m.conns.update(now, now.Sub(start))
+		m.notify()
 		m.mu.Unlock()
 	}
 }
@@ -52,6 +74,7 @@ func (m *Metrics) request(d time.Duration, status int) {
 	if status >= 500 {
 		m.errors++
 	}
+	m.notify()
 	m.mu.Unlock()
 }
 
