@@ -220,7 +220,9 @@ func TestAgentAPIFollowsNgrokShapes(t *testing.T) {
 		Requests []struct {
 			ID       string
 			Request  struct{ Raw []byte }
-			Response struct{ StatusCode int `json:"status_code"` }
+			Response struct {
+				StatusCode int `json:"status_code"`
+			}
 		}
 	}
 	in.call(t, "GET", "/api/requests/http?limit=10", "", &raw)

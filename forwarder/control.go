@@ -15,8 +15,8 @@ import (
 var errSessionEnded = errors.New("relay session ended")
 
 // control is the control stream of a live session. Once the handshake is
-// done one goroutine reads it (read) and hands each bind reply to the
-// caller waiting for it; the relay answers binds in order.
+// done one goroutine reads it (read) and hands each reply to the caller
+// waiting for it; the relay answers binds and unbinds in order.
 type control struct {
 	st      *yamux.Stream
 	onDrain func()
@@ -49,7 +49,7 @@ func (c *control) read() error {
 			c.onDrain()
 		case m.Type == wire.TypeError && m.ErrorFor == 0 && m.Error != nil:
 			return m.Error
-		case m.Type == wire.TypeBound || m.Type == wire.TypeError && m.ErrorFor != 0:
+		case m.Type == wire.TypeBound || m.Type == wire.TypeUnbound || m.Type == wire.TypeError && m.ErrorFor != 0:
 			c.mu.Lock()
 			var ch chan *wire.Message
 			if len(c.pending) > 0 {
@@ -76,21 +76,41 @@ func (c *control) end() {
 
 // bind sends a bind and waits for its reply.
 func (c *control) bind(ctx context.Context, b *wire.Bind) (*wire.Message, error) {
+	ch, err := c.send(&wire.Message{Type: wire.TypeBind, Bind: b})
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx, ch)
+}
+
+// unbind asks the relay to release a tunnel and waits until it has.
+func (c *control) unbind(ctx context.Context, id uint32) error {
+	ch, err := c.send(&wire.Message{Type: wire.TypeUnbind, Unbind: &wire.Unbind{TunnelID: id}})
+	if err != nil {
+		return err
+	}
+	_, err = wait(ctx, ch)
+	return err
+}
+
+// send writes a request and queues the channel its reply will come on.
+func (c *control) send(m *wire.Message) (chan *wire.Message, error) {
 	ch := make(chan *wire.Message, 1)
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		c.wmu.Unlock()
 		return nil, errSessionEnded
 	}
 	c.pending = append(c.pending, ch)
 	c.mu.Unlock()
-	err := wire.WriteMessage(c.st, &wire.Message{Type: wire.TypeBind, Bind: b})
-	c.wmu.Unlock()
-	if err != nil {
-		return nil, err
-	}
+	return ch, wire.WriteMessage(c.st, m)
+}
+
+// wait returns the reply on ch. If ctx ends first, the reply is dropped
+// when it comes.
+func wait(ctx context.Context, ch chan *wire.Message) (*wire.Message, error) {
 	select {
 	case m, ok := <-ch:
 		if !ok {
@@ -98,14 +118,6 @@ func (c *control) bind(ctx context.Context, b *wire.Bind) (*wire.Message, error)
 		}
 		return m, nil
 	case <-ctx.Done():
-		// The reply, when it comes, goes to ch and is dropped.
 		return nil, ctx.Err()
 	}
-}
-
-// unbind tells the relay to release a tunnel; the relay does not reply.
-func (c *control) unbind(id uint32) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return wire.WriteMessage(c.st, &wire.Message{Type: wire.TypeUnbind, Unbind: &wire.Unbind{TunnelID: id}})
 }

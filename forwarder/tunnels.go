@@ -84,8 +84,9 @@ func (f *Forwarder) AddTunnel(ctx context.Context, t Tunnel) (TunnelInfo, error)
 	}
 	if err != nil {
 		if m == nil {
-			// No reply was read: the relay may still bind it; release it.
-			sess.ctrl.unbind(tn.id)
+			// No reply was read: the relay may still bind it; release it
+			// without waiting (the reply is dropped).
+			sess.ctrl.unbind(canceled, tn.id)
 		}
 		f.forget(sess, tn)
 		return TunnelInfo{}, err
@@ -124,9 +125,12 @@ func (f *Forwarder) RemoveTunnel(label string) error {
 	st := State{Phase: Online, Forwarding: f.forwardings()}
 	f.mu.Unlock()
 	if sess != nil {
-		if err := sess.ctrl.unbind(tn.id); err != nil {
+		// Once the relay answers, no new connection reaches the tunnel.
+		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.DialTimeout)
+		if err := sess.ctrl.unbind(ctx, tn.id); err != nil {
 			f.log.Debug("unbind", "tunnel", label, "err", err)
 		}
+		cancel()
 	}
 	f.forget(sess, tn)
 	f.log.Info("tunnel removed", "tunnel", label)
@@ -135,6 +139,13 @@ func (f *Forwarder) RemoveTunnel(label string) error {
 	}
 	return nil
 }
+
+// canceled is a done context, for requests whose reply nobody waits for.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // forget stops routing streams to tn and drains its server in sess.
 func (f *Forwarder) forget(sess *session, tn *tunnel) {

@@ -270,11 +270,11 @@ func errorMessage(e *wire.Error, tunnel uint32) *wire.Message {
 	return &wire.Message{Type: wire.TypeError, Error: e, ErrorFor: tunnel}
 }
 
-// handle answers one control message from the agent; unbind has no reply.
+// handle answers one control message from the agent.
 func (sess *session) handle(m *wire.Message) *wire.Message {
 	if m.Type == wire.TypeUnbind && m.Unbind != nil {
 		sess.unbind(m.Unbind.TunnelID)
-		return nil
+		return &wire.Message{Type: wire.TypeUnbound, Unbound: &wire.Unbind{TunnelID: m.Unbind.TunnelID}}
 	}
 	if m.Type != wire.TypeBind || m.Bind == nil {
 		return errorMessage(wire.Errorf(wire.CodeBadRequest, "unexpected %q message", m.Type), 0)

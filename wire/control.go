@@ -96,8 +96,9 @@ type Bound struct {
 }
 
 // Unbind asks the relay to release one tunnel of the session: its public
-// address stops routing to this agent. The relay sends no reply, and ignores
-// an id it has not bound, so an agent may unbind without waiting.
+// address stops routing to this agent. The relay replies "unbound" with the
+// same body once it no longer routes to the tunnel, also for an id it had
+// not bound.
 type Unbind struct {
 	TunnelID uint32 `json:"tunnel_id"`
 }
@@ -111,6 +112,7 @@ type Message struct {
 	Bind    *Bind    `json:"bind,omitempty"`
 	Bound   *Bound   `json:"bound,omitempty"`
 	Unbind  *Unbind  `json:"unbind,omitempty"`
+	Unbound *Unbind  `json:"unbound,omitempty"`
 	Error   *Error   `json:"error,omitempty"`
 	// ErrorFor names the tunnel an error refers to, or 0 for the session.
 	ErrorFor uint32 `json:"error_for,omitempty"`
@@ -123,6 +125,7 @@ const (
 	TypeBind    = "bind"
 	TypeBound   = "bound"
 	TypeUnbind  = "unbind"
+	TypeUnbound = "unbound"
 	TypeError   = "error"
 	// TypeDrain (relay → agent, no body) says the relay is shutting down:
 	// the agent should finish in-flight requests, close idle connections,

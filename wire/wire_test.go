@@ -72,6 +72,13 @@ func TestControlMessages(t *testing.T) {
 	if out, err := ReadMessage(&buf); err != nil || out.Unbind == nil || out.Unbind.TunnelID != 9 {
 		t.Fatalf("unbind round trip: %+v, %v", out, err)
 	}
+	unbound := &Message{Type: TypeUnbound, Unbound: &Unbind{TunnelID: 9}}
+	if err := WriteMessage(&buf, unbound); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ReadMessage(&buf); err != nil || out.Unbound == nil || out.Unbound.TunnelID != 9 {
+		t.Fatalf("unbound round trip: %+v, %v", out, err)
+	}
 	// A length over the limit is refused before the body is read.
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], MaxControlMessage+1)
