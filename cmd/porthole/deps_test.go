@@ -18,6 +18,10 @@ func TestDeps(t *testing.T) {
 			"the relay and agent run headless on servers without cgo or a display"},
 		{[]string{"porthole/relay", "porthole/wire"}, "github.com/zalando/go-keyring",
 			"the relay never holds a user's secrets"},
+		{[]string{"porthole/inspect"}, "fyne.io/",
+			"the inspector is served by the headless agent too"},
+		{[]string{"porthole/inspect"}, "github.com/zalando/go-keyring",
+			"the inspector shows traffic, never the keyring's secrets"},
 	}
 	for _, f := range forbidden {
 		args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, f.pkgs...)
