@@ -24,6 +24,7 @@ var golden = []struct {
 	{"bind-tcp.json", Message{Type: TypeBind, Bind: &Bind{TunnelID: 2, Proto: ProtoTCP, RemotePort: 20001}}},
 	{"bound.json", Message{Type: TypeBound, Bound: &Bound{TunnelID: 1, Name: "app", URLs: []string{"http://app.localhost:8080", "https://app.localhost:8443"}}}},
 	{"unbind.json", Message{Type: TypeUnbind, Unbind: &Unbind{TunnelID: 2}}},
+	{"unbound.json", Message{Type: TypeUnbound, Unbound: &Unbind{TunnelID: 2}}},
 	{"error.json", Message{Type: TypeError, Error: &Error{Code: CodeNameTaken, Message: `name "app" is in use by another agent`}, ErrorFor: 1}},
 	{"error-session.json", Message{Type: TypeError, Error: &Error{Code: CodeReplaced, Message: "a newer session of this agent took over"}}},
 	{"drain.json", Message{Type: TypeDrain}},
@@ -58,7 +59,7 @@ func TestGoldenControlMessages(t *testing.T) {
 		})
 		covered[g.msg.Type] = true
 	}
-	for _, typ := range []string{TypeHello, TypeWelcome, TypeBind, TypeBound, TypeUnbind, TypeError, TypeDrain} {
+	for _, typ := range []string{TypeHello, TypeWelcome, TypeBind, TypeBound, TypeUnbind, TypeUnbound, TypeError, TypeDrain} {
 		if !covered[typ] {
 			t.Errorf("no golden file for %q messages", typ)
 		}
