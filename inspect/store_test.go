@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -138,5 +139,25 @@ func TestAllowedHost(t *testing.T) {
 		if got := allowedHost(c.host, 4040); got != c.ok {
 			t.Errorf("allowedHost(%q) = %v, want %v", c.host, got, c.ok)
 		}
+	}
+}
+
+func TestDefaultAddrMovesToTheNextFreePort(t *testing.T) {
+	// Hold 4040 (unless something else already does), then ask for it.
+	if held, err := net.Listen("tcp", DefaultAddr); err == nil {
+		defer held.Close()
+	}
+	ln, err := Listen(DefaultAddr)
+	if err != nil {
+		t.Skipf("4040-4049 are all taken here: %v", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	if port <= 4040 || port > LastDefaultPort {
+		t.Errorf("listening on %d, want 4041-%d", port, LastDefaultPort)
+	}
+	// An address given explicitly does not move.
+	if _, err := Listen(ln.Addr().String()); err == nil {
+		t.Error("a taken explicit address was accepted")
 	}
 }

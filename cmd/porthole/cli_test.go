@@ -198,6 +198,7 @@ func TestBadUsageExits2WithOneLine(t *testing.T) {
 		{[]string{"relay", "--token", "a", "--handshake-timeout", "-1s"}, "--handshake-timeout"},
 		{[]string{"relay", "--token", "a", "--tls-cert", "c.pem"}, "--tls-key"},
 		{[]string{"http", "8000", "--name", "Bad_Name"}, "--name"},
+		{[]string{"http", "8000", "--web-addr", "4040"}, "--web-addr"},
 		{[]string{"frobnicate"}, "frobnicate"},
 	} {
 		args := c.args
