@@ -237,3 +237,14 @@ func (s *Server) holdsName(host string) bool {
 func (s *Server) isACMEChallenge(r *http.Request) bool {
 	return s.acme != nil && certmagic.LooksLikeHTTPChallenge(r)
 }
+
+// leaf returns the certificate the relay holds for name, or nil.
+func (m *acmeManager) leaf(name string) *x509.Certificate {
+	var newest *x509.Certificate
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf != nil && (newest == nil || c.Leaf.NotAfter.After(newest.NotAfter)) {
+			newest = c.Leaf
+		}
+	}
+	return newest
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"porthole/internal/metrics"
 	"porthole/wire"
 )
 
@@ -72,6 +73,12 @@ type Config struct {
 	// TLSCertFile or a self-signed one.
 	ACME *ACMEConfig
 
+	// AdminAddr, if set, serves /metrics, /healthz and /readyz.
+	AdminAddr string
+	// MetricsTunnelLabels caps the tunnels with series of their own; the
+	// rest share the label "other".
+	MetricsTunnelLabels int
+
 	Logger *slog.Logger
 
 	NameGrace         time.Duration // how long a disconnected agent's names stay reserved for its token
@@ -126,6 +133,7 @@ func DefaultConfig() Config {
 		MaxTCPPorts:          16,
 		ControlRate:          20,
 		ClientConnsPerTunnel: 500,
+		MetricsTunnelLabels:  metrics.DefaultTunnelLabels,
 	}
 }
 
@@ -149,7 +157,7 @@ func (c *Config) validate() error {
 	if c.AgentAddr == "" {
 		return fieldErr("AgentAddr", "required")
 	}
-	for _, a := range []struct{ field, addr string }{{"AgentAddr", c.AgentAddr}, {"HTTPAddr", c.HTTPAddr}, {"HTTPSAddr", c.HTTPSAddr}} {
+	for _, a := range []struct{ field, addr string }{{"AgentAddr", c.AgentAddr}, {"HTTPAddr", c.HTTPAddr}, {"HTTPSAddr", c.HTTPSAddr}, {"AdminAddr", c.AdminAddr}} {
 		if a.addr == "" {
 			continue
 		}
@@ -201,6 +209,7 @@ func (c *Config) validate() error {
 		{"MaxTunnels", c.MaxTunnels},
 		{"MaxTCPPorts", c.MaxTCPPorts},
 		{"ClientConnsPerTunnel", c.ClientConnsPerTunnel},
+		{"MetricsTunnelLabels", c.MetricsTunnelLabels},
 	} {
 		if n.v <= 0 {
 			return fieldErr(n.field, "%d: must be positive", n.v)

@@ -30,6 +30,7 @@ func (s *Server) handshake(raw net.Conn, log *slog.Logger) (*wire.SessionConn, *
 	conn := wire.NewSessionConn(raw, s.agentTLS, true)
 	if err := conn.Handshake(); err != nil {
 		log.Debug("agent TLS handshake failed", "err", err)
+		s.handshakeFailed(handshakeTLS)
 		conn.Close()
 		return nil, nil, 0, false
 	}
@@ -37,6 +38,7 @@ func (s *Server) handshake(raw net.Conn, log *slog.Logger) (*wire.SessionConn, *
 	case wire.ALPN:
 	case wire.ALPNv1:
 		log.Info("agent refused", "code", wire.CodeBadVersion, "alpn", p)
+		s.handshakeFailed(string(wire.CodeBadVersion))
 		refuseV1(raw, conn, wire.Errorf(wire.CodeBadVersion,
 			"this relay speaks protocol version %d; upgrade the agent", wire.Version))
 		return nil, nil, 0, false
@@ -50,6 +52,7 @@ func (s *Server) handshake(raw net.Conn, log *slog.Logger) (*wire.SessionConn, *
 			s.refuse(raw, conn, log, e)
 		} else {
 			log.Debug("agent hung up during its handshake", "err", err)
+			s.handshakeFailed(handshakeHungUp)
 			conn.Close()
 		}
 		return nil, nil, 0, false
@@ -89,6 +92,7 @@ func helloError(err error) *wire.Error {
 // refuse sends a coded error on the TLS connection of an agent that has
 // not authenticated, then closes it.
 func (s *Server) refuse(raw net.Conn, conn *wire.SessionConn, log *slog.Logger, e *wire.Error) {
+	s.handshakeFailed(string(e.Code))
 	if e.Code == wire.CodeAuthFailed {
 		log.Warn("agent refused", "code", e.Code)
 	} else {

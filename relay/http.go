@@ -175,14 +175,20 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusTooManyRequests, httperr.TooManyConns,
 			"You have too many connections open to "+r.Host+"; close some and retry.")
 	case b != nil && b.proto == wire.ProtoHTTP:
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
+		s.writeError(w, s.metrics.tunnelLabel(b), http.StatusServiceUnavailable, httperr.TunnelOffline,
 			"The tunnel "+r.Host+" is not taking requests right now.")
 	case offline:
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.TunnelOffline,
+		s.writeError(w, s.metrics.tunnels.Value(name), http.StatusServiceUnavailable, httperr.TunnelOffline,
 			"The tunnel "+r.Host+" is offline: its agent is reconnecting or stopped.")
 	default:
-		httperr.Write(w, http.StatusNotFound, httperr.TunnelNotFound, "There is no tunnel at "+r.Host+".")
+		s.writeError(w, "", http.StatusNotFound, httperr.TunnelNotFound, "There is no tunnel at "+r.Host+".")
 	}
+}
+
+// writeError sends one of the relay's own error pages and counts it.
+func (s *Server) writeError(w http.ResponseWriter, tunnel string, status int, code httperr.Code, detail string) {
+	s.metrics.answered(tunnel, status, code)
+	httperr.Write(w, status, code, detail)
 }
 
 // nameFromHost returns the tunnel name of NAME.DOMAIN[:port].

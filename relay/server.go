@@ -23,6 +23,9 @@ type Server struct {
 	cert        tls.Certificate // unless acme
 	fingerprint string
 	acme        *acmeManager // certificates from an ACME CA, or nil
+	metrics     *relayMetrics
+	adminLn     net.Listener
+	adminSrv    *http.Server
 	reg         *registry
 	tcpHost     string
 
@@ -71,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 		byInstance: map[instanceKey]*session{},
 		open:       map[net.Conn]struct{}{},
 	}
+	s.metrics = newRelayMetrics(s, cfg.MetricsTunnelLabels)
 	if cfg.ACME == nil {
 		cert, err := loadOrCreateCert(&cfg, hosts)
 		if err != nil {
@@ -108,7 +112,13 @@ func (s *Server) Start() error {
 	var err error
 	fail := func(what, addr string, err error) error {
 		s.closeListeners()
+		s.closeAdmin()
 		return fmt.Errorf("%s listener %s: %w", what, addr, err)
+	}
+	if s.cfg.AdminAddr != "" {
+		if err := s.startAdmin(); err != nil {
+			return fail("admin", s.cfg.AdminAddr, err)
+		}
 	}
 	if s.agentLn, err = net.Listen("tcp", s.cfg.AgentAddr); err != nil {
 		return fail("agent", s.cfg.AgentAddr, err)
@@ -130,6 +140,7 @@ func (s *Server) Start() error {
 		// certificate management starts once they are bound.
 		if s.acme, err = newACME(&s.cfg, s.httpLn, s.httpsLn, s.holdsName, s.log); err != nil {
 			s.closeListeners()
+			s.closeAdmin()
 			return err
 		}
 	}
@@ -155,7 +166,7 @@ func (s *Server) Start() error {
 		s.loops.Go(s.acceptTLS)
 	}
 	s.loops.Go(s.acceptAgents)
-	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(),
+	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(), "admin", s.AdminAddr(),
 		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint, "acme", s.acme != nil)
 	if s.cfg.NoAuth {
 		s.log.Warn("authentication is off: any agent that can reach the relay's loopback address may open tunnels")
@@ -323,6 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.acme != nil {
 		s.acme.stop()
 	}
+	s.closeAdmin()
 	return err
 }
 

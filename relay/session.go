@@ -286,6 +286,7 @@ func (sess *session) handle(m *wire.Message) *wire.Message {
 			we = wire.Errorf(wire.CodeInternal, "%v", err)
 		}
 		sess.log.Warn("bind refused", "bind", m.Bind.String(), "code", we.Code)
+		sess.srv.metrics.binds.WithLabelValues(string(we.Code)).Inc()
 		return errorMessage(we, m.Bind.TunnelID)
 	}
 	sess.log.Info("tunnel bound", "proto", b.proto, "urls", b.urls)
@@ -417,6 +418,7 @@ func (b *binding) close() {
 	if b.listener != nil {
 		b.listener.Close()
 	}
+	b.sess.srv.metrics.released(b)
 }
 
 // publicURL formats scheme://host[:port], leaving out the scheme's default port.

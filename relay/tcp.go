@@ -90,6 +90,7 @@ func (s *Server) forwardRaw(b *binding, c net.Conn) {
 }
 
 func pipe(b *binding, public, stream net.Conn) {
+	public = b.sess.srv.metrics.carried(b, public)
 	if err := netutil.Pipe(public, stream); err != nil {
 		b.sess.log.Debug("connection ended", "err", err)
 	}
@@ -98,6 +99,7 @@ func pipe(b *binding, public, stream net.Conn) {
 // pipeHTTP is pipe for HTTP: when the agent ends the connection, so does
 // the relay.
 func pipeHTTP(b *binding, public, stream net.Conn) {
+	public = b.sess.srv.metrics.carried(b, public)
 	if err := netutil.PipeServer(public, stream); err != nil {
 		b.sess.log.Debug("connection ended", "err", err)
 	}

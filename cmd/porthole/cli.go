@@ -20,7 +20,7 @@ const usage = `usage:
   porthole relay  [--addr 127.0.0.1:7835] [--http 127.0.0.1:8080] [--https ADDR]
                   [--domain localhost] (--token T | --tokens-file F | --no-auth) [--tcp-ports 20000-20100]
                   [--tls-cert F --tls-key F | --acme-email E [--acme-ca URL]] [--state-dir DIR]
-                  [limits: porthole relay -h]
+                  [--admin 127.0.0.1:9090] [limits: porthole relay -h]
   porthole http UPSTREAM --relay HOST:PORT [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
                   [--name SUB] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]

@@ -59,6 +59,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	acmeEmail := fs.String("acme-email", "", "get certificates from an ACME CA (Let's Encrypt by default), with this contact address")
 	acmeCA := fs.String("acme-ca", "", "ACME directory URL (staging, or a private CA); turns ACME on")
 	acmeCARoot := fs.String("acme-ca-root", "", "trust the ACME directory's HTTPS by this CA bundle (PEM), for a private CA")
+	admin := fs.String("admin", "", "admin listener for /metrics, /healthz and /readyz (off if empty; keep it private)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	// Limits; docs/PROTOCOL.md has the table.
 	fs.DurationVar(&cfg.NameGrace, "name-grace", def.NameGrace, "how long a disconnected agent's names stay reserved for its token")
@@ -79,6 +80,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
+	cfg.AdminAddr = *admin
 	if cfg.TCPPorts, err = relay.ParsePortRange(*tcpPorts); err != nil {
 		return usagef("--tcp-ports: %v", err)
 	}
@@ -133,6 +135,9 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	}
 	if a := srv.HTTPSAddr(); a != "" {
 		fmt.Fprintf(stdout, "https: %s\n", a)
+	}
+	if a := srv.AdminAddr(); a != "" {
+		fmt.Fprintf(stdout, "admin: %s\n", a)
 	}
 	if fp := srv.Fingerprint(); fp != "" {
 		fmt.Fprintf(stdout, "fingerprint: %s\n", fp)
