@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bufio"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"os"
@@ -46,22 +45,8 @@ func parseTokens(r io.Reader) ([]Token, error) {
 	return out, nil
 }
 
-// identity is who an agent authenticated as: the index of its token, or
-// anonymous when the relay has no tokens.
+// identity is who an agent authenticated as: a number its token keeps
+// across reloads (see tokenSet), or anonymous when the relay has no tokens.
 type identity int
 
 const anonymous identity = -1
-
-// authenticate finds the token in constant time with respect to its value.
-func authenticate(tokens []Token, secret string) (identity, bool) {
-	if len(tokens) == 0 {
-		return anonymous, true
-	}
-	found := -1
-	for i, t := range tokens {
-		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 && found < 0 {
-			found = i
-		}
-	}
-	return identity(found), found >= 0
-}

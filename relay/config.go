@@ -227,18 +227,8 @@ func (c *Config) validate() error {
 // validateAuth checks the tokens, and that a relay without them listens on
 // loopback only.
 func (c *Config) validateAuth() error {
-	for i, t := range c.Tokens {
-		if t.Secret == "" {
-			return fieldErr("Tokens", "token %d is empty", i+1)
-		}
-		if len(t.Secret) > wire.MaxToken {
-			return fieldErr("Tokens", "token %d is longer than %d bytes", i+1, wire.MaxToken)
-		}
-		for _, n := range t.Names {
-			if err := wire.ValidName(n); err != nil {
-				return &ConfigError{Field: "Tokens", Err: fmt.Errorf("token %d: %w", i+1, err)}
-			}
-		}
+	if err := validateTokens(c.Tokens); err != nil {
+		return err
 	}
 	switch {
 	case c.NoAuth && len(c.Tokens) > 0:

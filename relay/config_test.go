@@ -49,18 +49,18 @@ func TestParseTokens(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	toks := []Token{{Secret: "one"}, {Secret: "two"}}
+	toks := newTokenSet([]Token{{Secret: "one"}, {Secret: "two"}})
 	for secret, want := range map[string]identity{"one": 0, "two": 1} {
-		if id, ok := authenticate(toks, secret); !ok || id != want {
+		if id, ok := toks.authenticate(secret); !ok || id != want {
 			t.Errorf("authenticate(%q) = %v, %v", secret, id, ok)
 		}
 	}
 	for _, bad := range []string{"", "on", "one ", "three"} {
-		if _, ok := authenticate(toks, bad); ok {
+		if _, ok := toks.authenticate(bad); ok {
 			t.Errorf("authenticate(%q) accepted", bad)
 		}
 	}
-	if id, ok := authenticate(nil, "anything"); !ok || id != anonymous {
+	if id, ok := newTokenSet(nil).authenticate("anything"); !ok || id != anonymous {
 		t.Errorf("open relay: %v %v", id, ok)
 	}
 }

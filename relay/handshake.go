@@ -58,7 +58,7 @@ func (s *Server) handshake(raw net.Conn, log *slog.Logger) (*wire.SessionConn, *
 		return nil, nil, 0, false
 	}
 	var refusal *wire.Error
-	who, ok := authenticate(s.cfg.Tokens, hello.Token)
+	who, ok := s.tokens.authenticate(hello.Token)
 	switch {
 	case hello.Version != wire.Version:
 		refusal = wire.Errorf(wire.CodeBadVersion, "protocol version %d is not supported (relay speaks %d)", hello.Version, wire.Version)

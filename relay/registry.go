@@ -47,6 +47,13 @@ func newRegistry(tokens []Token, grace time.Duration) *registry {
 	return r
 }
 
+// setStatic replaces the names reserved in the tokens file, by owner.
+func (r *registry) setStatic(static map[string]identity) {
+	r.mu.Lock()
+	r.static = static
+	r.mu.Unlock()
+}
+
 // lookup returns the live binding for a name, and whether the name is
 // reserved for a disconnected agent (an offline tunnel).
 func (r *registry) lookup(name string) (b *binding, offline bool) {

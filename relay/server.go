@@ -35,6 +35,7 @@ type Server struct {
 	publicTLS, agentTLS      *tls.Config
 
 	handshakes *handshakes // agent connections not yet authenticated
+	tokens     *tokenSet
 
 	mu         sync.Mutex
 	closed     bool
@@ -69,6 +70,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		reg:        newRegistry(cfg.Tokens, cfg.NameGrace),
+		tokens:     newTokenSet(cfg.Tokens),
 		handshakes: newHandshakes(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 		sessions:   map[*session]struct{}{},
 		byInstance: map[instanceKey]*session{},

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -122,6 +123,9 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	// stops the relay as soon as it printed its address gets a clean exit.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return relayConfigError(err)
@@ -145,12 +149,40 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "certificates: ACME for %s\n", cfg.Domain)
 	}
 
-	<-ctx.Done()
+	for running := true; running; {
+		select {
+		case <-hup:
+			reloadTokens(srv, *tokensFile, stdout, cfg.Logger)
+		case <-ctx.Done():
+			running = false
+		}
+	}
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
 	return nil
+}
+
+// reloadTokens re-reads the tokens file on SIGHUP. A file that cannot be
+// read or is invalid changes nothing; the relay keeps its tokens.
+func reloadTokens(srv *relay.Server, path string, stdout io.Writer, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: no --tokens-file to reload")
+		return
+	}
+	toks, err := relay.ParseTokensFile(path)
+	if err != nil {
+		log.Error("SIGHUP: tokens not reloaded", "err", err)
+		return
+	}
+	res, err := srv.ReloadTokens(toks)
+	if err != nil {
+		log.Error("SIGHUP: tokens not reloaded", "err", err)
+		return
+	}
+	fmt.Fprintf(stdout, "tokens reloaded: %d (%d added, %d removed), %d sessions ended\n",
+		res.Tokens, res.Added, res.Removed, res.SessionsEnded)
 }
 
 // relayConfigError words a refused relay Config in flags: bad usage. Any
