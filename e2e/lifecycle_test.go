@@ -126,24 +126,6 @@ func (b *blackhole) killSilently() {
 	}
 }
 
-func TestSilentlyDeadLinkIsReplaced(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
-	defer up.Close()
-	srv := tt.StartRelay(t, tt.RelayConfig(t))
-	bh := newBlackhole(t, srv.AgentAddr())
-	cfg := tt.AgentConfig(t, srv, httpTunnel(up.URL))
-	cfg.RelayAddr = bh.ln.Addr().String()
-	cfg.KeepAliveInterval = 100 * time.Millisecond
-	a, st := tt.StartAgent(t, cfg)
-
-	bh.killSilently()
-	a.WaitPhase(t, forwarder.Reconnecting)
-	a.WaitPhase(t, forwarder.Online)
-	if resp, body := get(t, tt.Client(srv), tt.URL(t, st, "http")); resp.StatusCode != 200 || body != "up" {
-		t.Errorf("after the new session: %d %q", resp.StatusCode, body)
-	}
-}
-
 // inflight is an upstream whose requests wait until released.
 type inflight struct {
 	*httptest.Server

@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"io"
 	"maps"
 	"net"
 	"slices"
@@ -201,7 +202,7 @@ func (sess *session) count(st *yamux.Stream) *countedStream {
 			ts.closeIdle()
 		}
 	}
-	return &countedStream{Stream: st, open: &sess.open}
+	return &countedStream{Stream: st, ys: sess.ys, open: &sess.open}
 }
 
 // underPressure reports whether the relay's stream cap is near.
@@ -212,8 +213,20 @@ func (sess *session) underPressure() bool {
 // countedStream is a relay stream that the session counts until it is closed.
 type countedStream struct {
 	*yamux.Stream
+	ys   *yamux.Session
 	open *atomic.Int64
 	once sync.Once
+}
+
+// Read reports the end of the session as such: yamux ends every stream of
+// a closed session with io.EOF, which would read as the relay's clean
+// half-close and leave the upstream connection open.
+func (s *countedStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	if err == io.EOF && s.ys.IsClosed() {
+		err = yamux.ErrSessionShutdown
+	}
+	return n, err
 }
 
 func (s *countedStream) Close() error {

@@ -98,22 +98,30 @@ func (s *Server) refuse(raw net.Conn, conn *wire.SessionConn, log *slog.Logger, 
 	} else {
 		log.Info("agent refused", "code", e.Code, "reason", e.Message)
 	}
-	linger(raw, conn, wire.WriteMessage(conn, &wire.Message{Type: wire.TypeError, Error: e}))
+	linger(raw, conn, func() error {
+		return wire.WriteMessage(conn, &wire.Message{Type: wire.TypeError, Error: e})
+	})
 }
 
-// refuseV1 answers an agent of protocol version 1 in its own framing.
+// refuseV1 answers an agent of protocol version 1 in its own framing, once
+// its first yamux frame (which opens its control stream) has arrived: an
+// answer that came before the stream existed would be dropped.
 func refuseV1(raw net.Conn, conn *wire.SessionConn, e *wire.Error) {
-	linger(raw, conn, wire.WriteV1Refusal(conn, e))
+	var frame [12]byte
+	if _, err := io.ReadFull(conn, frame[:]); err != nil {
+		conn.Close()
+		return
+	}
+	linger(raw, conn, func() error { return wire.WriteV1Refusal(conn, e) })
 }
 
-// linger gives a refused agent a moment to read the refusal (written with
-// error werr) and hang up, then closes the connection. Reading until the
-// agent hangs up, rather than closing at once, lets the refusal leave
-// before the close and keeps unread bytes from resetting the connection
-// under it.
-func linger(raw net.Conn, conn *wire.SessionConn, werr error) {
+// linger writes a refusal, gives the agent a moment to read it and hang
+// up, then closes the connection. Reading until the agent hangs up, rather
+// than closing at once, keeps unread bytes from resetting the connection
+// under the refusal.
+func linger(raw net.Conn, conn *wire.SessionConn, write func() error) {
 	raw.SetDeadline(time.Now().Add(refuseLinger))
-	if werr == nil {
+	if write() == nil {
 		io.CopyN(io.Discard, conn, refuseDrain)
 	}
 	conn.Close()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -89,14 +90,26 @@ func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 		done()
 		return nil, err
 	}
-	return &slotStream{Stream: st, done: done}, nil
+	return &slotStream{Stream: st, ys: s.ys, done: done}, nil
 }
 
 // slotStream gives its session slot and client count back when closed.
 type slotStream struct {
 	*yamux.Stream
+	ys   *yamux.Session
 	done func()
 	once sync.Once
+}
+
+// Read reports the end of the session as such: yamux ends every stream of
+// a closed session with io.EOF, which would read as the agent's clean
+// half-close and leave the public connection open.
+func (s *slotStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	if err == io.EOF && s.ys.IsClosed() {
+		err = yamux.ErrSessionShutdown
+	}
+	return n, err
 }
 
 func (s *slotStream) Close() error {

@@ -21,3 +21,9 @@ done
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 export PORTHOLE_DESKTOP_TESTS=require
 go test -race -count=1 -timeout 30m ./...
+# Each fuzz target of the wire decoders and the relay's routing reads runs
+# for a few seconds on top of its seed corpus.
+for target in wire:FuzzReadMessage wire:FuzzReadHello wire:FuzzReadStreamHeader \
+	relay:FuzzRequestHead internal/netutil:FuzzPeekClientHello; do
+	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 5s "./${target%%:*}"
+done

@@ -81,21 +81,28 @@ func (g *groupConn) flush() {
 	}
 }
 
-// Close sends what is pending (for up to a second), then closes.
-func (g *groupConn) Close() error {
+// drain waits until everything written so far has been handed to the
+// network, the connection failed, or timeout passed.
+func (g *groupConn) drain(timeout time.Duration) {
 	g.mu.Lock()
-	deadline := time.AfterFunc(time.Second, func() {
+	defer g.mu.Unlock()
+	expired := false
+	deadline := time.AfterFunc(timeout, func() {
 		g.mu.Lock()
-		if g.err == nil {
-			g.err = net.ErrClosed
-		}
+		expired = true
 		g.cond.Broadcast()
 		g.mu.Unlock()
 	})
-	for (len(g.pending) > 0 || g.writing) && g.err == nil {
+	defer deadline.Stop()
+	for (len(g.pending) > 0 || g.writing) && g.err == nil && !expired {
 		g.cond.Wait()
 	}
-	deadline.Stop()
+}
+
+// Close sends what is pending (for up to a second), then closes.
+func (g *groupConn) Close() error {
+	g.drain(time.Second)
+	g.mu.Lock()
 	if g.err == nil {
 		g.err = net.ErrClosed
 	}
@@ -110,6 +117,7 @@ func (g *groupConn) Close() error {
 // frames per system call.
 type SessionConn struct {
 	*tls.Conn
+	group   *groupConn
 	pending [yamuxHeaderSize]byte // a data frame header waiting for its body
 	held    bool
 }
@@ -125,7 +133,16 @@ func NewSessionConn(raw net.Conn, cfg *tls.Config, server bool) *SessionConn {
 	} else {
 		tc = tls.Client(gc, cfg)
 	}
-	return &SessionConn{Conn: tc}
+	return &SessionConn{Conn: tc, group: gc}
+}
+
+// Close sends what is still pending (for up to a second), then closes.
+// crypto/tls's Close sets a past write deadline on the connection under it
+// before closing it, which would cut off what the groupConn still holds:
+// the last frames of a session, or a refusal.
+func (c *SessionConn) Close() error {
+	c.group.drain(time.Second)
+	return c.Conn.Close()
 }
 
 // Write implements io.Writer for yamux's single send loop.

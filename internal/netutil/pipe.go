@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
+
+	"github.com/hashicorp/yamux"
 )
 
 // Copy buffer sizes. An idle connection waits in Read with a small buffer;
@@ -108,15 +111,28 @@ func pipe(a, b io.ReadWriteCloser, serverEnds bool) error {
 	return nil
 }
 
-// IsClosed reports whether err only says that a connection was closed.
+// IsClosed reports whether err only says that a connection or stream was
+// closed or reset by either end: EOF, a use of a closed connection, a
+// broken pipe or a reset, or yamux's closed stream, reset stream and
+// session shutdown. A timeout, a refused dial or any other failure is not.
 func IsClosed(err error) bool {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) {
-		return true
+	for _, target := range closedErrors {
+		if errors.Is(err, target) {
+			return true
+		}
 	}
-	var ne *net.OpError
-	if errors.As(err, &ne) {
-		return true
-	}
-	s := err.Error()
-	return s == "stream closed" || s == "session shutdown" || s == "stream reset" || s == "connection reset by peer"
+	return err == nil
+}
+
+var closedErrors = []error{
+	io.EOF,
+	io.ErrClosedPipe,
+	net.ErrClosed,
+	syscall.ECONNRESET,
+	syscall.ECONNABORTED,
+	syscall.EPIPE,
+	yamux.ErrStreamClosed,
+	yamux.ErrConnectionReset,
+	yamux.ErrSessionShutdown,
+	yamux.ErrRemoteGoAway,
 }

@@ -2,9 +2,15 @@ package netutil
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
+
+	"github.com/hashicorp/yamux"
 )
 
 func TestPipeHalfCloses(t *testing.T) {
@@ -32,5 +38,37 @@ func BenchmarkCopy(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Copy(io.Discard, bytes.NewReader(src))
+	}
+}
+
+func TestIsClosedByIdentity(t *testing.T) {
+	op := func(err error) error {
+		return &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: err}}
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, true},
+		{io.EOF, true},
+		{fmt.Errorf("copy: %w", io.EOF), true},
+		{net.ErrClosed, true},
+		{op(syscall.ECONNRESET), true},
+		{op(syscall.EPIPE), true},
+		{yamux.ErrStreamClosed, true},
+		{yamux.ErrConnectionReset, true},
+		{fmt.Errorf("stream: %w", yamux.ErrSessionShutdown), true},
+		// Failures are not closes, even as *net.OpError.
+		{op(syscall.ECONNREFUSED), false},
+		{op(syscall.ETIMEDOUT), false},
+		{&net.OpError{Op: "dial", Err: errors.New("no route to host")}, false},
+		{yamux.ErrTimeout, false},
+		{os.ErrDeadlineExceeded, false},
+		{errors.New("stream reset"), false},
+		{errors.New("tls: bad record MAC"), false},
+	} {
+		if got := IsClosed(c.err); got != c.want {
+			t.Errorf("IsClosed(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,54 @@ func WaitGoroutines(t testing.TB, base int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// WaitNoGoroutinesIn waits until no goroutine is running a function whose
+// name starts with one of the prefixes (such as "porthole/forwarder."),
+// failing with their stacks after a generous deadline. Only running frames
+// count, not the "created by" line of a goroutine that is finishing in
+// another package. Goroutines end asynchronously after their connections
+// close, so there is no single event to wait on.
+func WaitNoGoroutinesIn(t testing.TB, prefixes ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := goroutinesIn(prefixes)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still run in %v:\n\n%s", len(left), prefixes, strings.Join(left, "\n\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// goroutinesIn returns the stacks of the goroutines with a frame in one of
+// the packages.
+func goroutinesIn(prefixes []string) []string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, line := range strings.Split(g, "\n")[1:] {
+			if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "created by ") {
+				continue
+			}
+			if hasAnyPrefix(line, prefixes) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
