@@ -405,6 +405,9 @@ func TestBindLimits(t *testing.T) {
 	}
 	// An unbind makes room again.
 	a.send(t, &wire.Message{Type: wire.TypeUnbind, Unbind: &wire.Unbind{TunnelID: 1}})
+	if m, err := wire.ReadMessage(a.ctrl); err != nil || m.Type != wire.TypeUnbound {
+		t.Fatalf("unbind: %+v, %v", m, err)
+	}
 	if m := bind(5, wire.ProtoTCP); m.Bound == nil {
 		t.Errorf("bind after an unbind: %+v", m.Error)
 	}
