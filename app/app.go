@@ -2,16 +2,17 @@
 // over the engine. It owns the Fyne widgets; everything slow (keyring,
 // network, forwarders) runs on other goroutines and reaches the widgets
 // through the bridge in bridge.go.
+//
+// Files by concern: app.go wires the parts and renders the engine's
+// statuses into the tray and the window; profiles.go and edit.go keep and
+// change the saved profiles; notify.go decides which changes are worth a
+// notification; window.go and form.go are the settings window.
 package app
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -46,42 +47,53 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-// App is the running desktop app.
+// App is the running desktop app. The engine owns the profiles' statuses
+// and the profile list owns the saved profiles; the App keeps neither, and
+// renders both whenever either changes.
 type App struct {
 	fy       fyne.App
 	log      *slog.Logger
-	store    *settings.Store
 	secrets  SecretStore
 	launcher autostart.Launcher
 	local    *engine.LocalRelay
 	engine   *engine.Manager
+	profiles *profileList
+	notes    *notifier
 
 	mu           sync.Mutex
-	profiles     []settings.Profile
-	states       map[string]forwarder.State
 	startAtLogin bool
 	notice       string // a problem to show at the top of the window
 	quitting     bool
 
 	win *settingsWindow // UI goroutine only
-	bg  sync.WaitGroup  // background work, see background
+
+	bg    sync.WaitGroup // short background work, see background
+	loops sync.WaitGroup // the countdown, until stop is closed
+	stop  chan struct{}
+	once  sync.Once
+
+	// rendered, if set, is called after each status change has been
+	// rendered (tests wait on it).
+	rendered func(id string, s engine.Status)
 }
 
-// New wires an App to a Fyne app. Call Start next.
+// New wires an App to a Fyne app. Call Start next, and Quit or Close at the end.
 func New(fy fyne.App, o Options) *App {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{
-		fy: fy, log: o.Logger, store: o.Store, secrets: o.Secrets,
+		fy: fy, log: o.Logger, secrets: o.Secrets,
 		launcher: o.Launcher, local: o.LocalRelay,
-		states: map[string]forwarder.State{},
+		profiles: &profileList{store: o.Store},
+		stop:     make(chan struct{}),
 	}
+	a.notes = newNotifier(downGrace, a.notify)
 	a.engine = engine.New(engine.Config{
 		Secrets:    o.Secrets,
 		LocalRelay: o.LocalRelay,
 		Logger:     o.Logger,
-		OnChange:   a.onState,
+		OnChange:   a.onChange,
 	})
 	return a
 }
@@ -90,26 +102,17 @@ func New(fy fyne.App, o Options) *App {
 // marked "Start when Porthole starts", and opens the settings window on
 // first start, after a problem, or when showWindow is set.
 func (a *App) Start(showWindow bool) {
-	data, err := a.store.Load()
-	var corrupt *settings.CorruptError
-	switch {
-	case errors.As(err, &corrupt):
-		a.notice = corrupt.Error() + " Porthole starts with no profiles."
-		a.log.Error("profiles file unreadable", "err", err)
+	if notice := a.loadProfiles(); notice != "" {
+		a.notice = notice
 		showWindow = true
-	case err != nil:
-		a.notice = "The profiles could not be read: " + err.Error()
-		showWindow = true
-	case len(data.Profiles) == 0:
+	}
+	if len(a.profiles.all()) == 0 && a.notice == "" {
 		// First start: offer an example on the built-in relay.
-		ex := settings.Example()
-		data.Profiles = []settings.Profile{ex}
-		if err := a.store.Save(data); err != nil {
+		if _, err := a.addProfile(settings.Example(), ""); err != nil {
 			a.notice = "The example profile could not be saved: " + err.Error()
 		}
 		showWindow = true
 	}
-	a.profiles = data.Profiles
 	if a.launcher != nil {
 		a.startAtLogin = a.launcher.IsEnabled()
 	}
@@ -117,88 +120,89 @@ func (a *App) Start(showWindow bool) {
 		d.SetSystemTrayIcon(fyne.NewStaticResource("tray.png", assets.Tray))
 	}
 	a.refresh()
-	for _, p := range a.profiles {
+	for _, p := range a.profiles.all() {
 		if p.StartWithApp {
 			a.engine.Start(p)
 		}
 	}
-	go a.countdown()
+	a.loops.Go(a.countdown)
 	if showWindow {
 		a.ShowSettings()
 	}
 }
 
+// loadProfiles reads the profiles file and returns a notice for the window
+// if it could not be used. Only a corrupt file is moved aside (and the
+// notice says where); any other problem leaves it alone and read-only.
+func (a *App) loadProfiles() (notice string) {
+	data, err := a.profiles.store.Load()
+	switch {
+	case err == nil:
+		a.profiles.load(data, nil)
+		return ""
+	case errors.Is(err, settings.ErrCorrupt):
+		a.log.Error("profiles file corrupt; moving it aside", "err", err)
+		backup, qerr := a.profiles.store.Quarantine()
+		if qerr != nil {
+			a.profiles.load(settings.Data{}, err)
+			return err.Error() + ". It could not be moved aside (" + qerr.Error() + "), so Porthole leaves it as it is and saves no changes."
+		}
+		a.profiles.load(settings.Data{}, nil)
+		return err.Error() + ". It was kept as " + backup + ", and Porthole starts with no profiles."
+	default:
+		a.log.Error("profiles file unusable; leaving it alone", "err", err)
+		a.profiles.load(settings.Data{}, err)
+		return err.Error() + ". Porthole leaves it as it is and saves no changes until it can read it."
+	}
+}
+
 // countdown refreshes the tray and window every second while a profile
-// waits to reconnect, so "reconnecting in N s" counts down.
+// waits to reconnect, so "reconnecting in N s" counts down. It runs until
+// Close.
 func (a *App) countdown() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for range t.C {
-		a.mu.Lock()
-		waiting, quitting := false, a.quitting
-		for _, s := range a.states {
-			waiting = waiting || s.Phase == forwarder.Reconnecting
-		}
-		a.mu.Unlock()
-		if quitting {
+	for {
+		select {
+		case <-a.stop:
 			return
+		case <-t.C:
 		}
-		if waiting {
-			a.ui(a.refresh)
+		for _, s := range a.engine.Snapshot() {
+			if s.Phase == forwarder.Reconnecting {
+				a.ui(a.refresh)
+				break
+			}
 		}
 	}
 }
 
-// profile returns a saved profile by ID.
-func (a *App) profile(id string) (settings.Profile, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	i := slices.IndexFunc(a.profiles, func(p settings.Profile) bool { return p.ID == id })
-	if i < 0 {
-		return settings.Profile{}, false
-	}
-	return a.profiles[i], true
-}
-
-// snapshot returns the profiles as the tray and the list show them.
-func (a *App) snapshot() []tray.Item {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	items := make([]tray.Item, len(a.profiles))
-	for i, p := range a.profiles {
-		items[i] = tray.Item{ID: p.ID, Name: p.Name, State: a.states[p.ID], Running: a.engine.Running(p.ID)}
+// items is the tray's and the window's view: the saved profiles, each with
+// a snapshot of its status.
+func (a *App) items() []tray.Item {
+	ps := a.profiles.all()
+	statuses := a.engine.Snapshot()
+	items := make([]tray.Item, len(ps))
+	for i, p := range ps {
+		items[i] = tray.Item{ID: p.ID, Name: p.Name, Status: statuses[p.ID]}
 	}
 	return items
 }
 
-// onState receives every forwarder state change, on the forwarder's goroutine.
-func (a *App) onState(id string, s forwarder.State) {
+// onChange receives every status change from the engine, in order.
+func (a *App) onChange(id string, s engine.Status) {
 	a.mu.Lock()
-	prev := a.states[id]
-	a.states[id] = s
 	quitting := a.quitting
 	a.mu.Unlock()
-	p, ok := a.profile(id)
-	if ok && !quitting {
-		switch {
-		case s.Phase == forwarder.Online && prev.Phase != forwarder.Online:
-			url := ""
-			if len(s.Forwarding) > 0 {
-				url = s.Forwarding[0].URL
-			}
-			a.notify(p.Name+" is online", url)
-		case s.Phase == forwarder.Failed:
-			a.notify(p.Name+" stopped with an error", errString(s.Err))
+	if p, ok := a.profiles.get(id); ok && !quitting {
+		a.notes.observe(id, p.Name, s)
+	}
+	a.ui(func() {
+		a.refresh()
+		if a.rendered != nil {
+			a.rendered(id, s)
 		}
-	}
-	a.ui(a.refresh)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
+	})
 }
 
 // notify sends a desktop notification. It blocks on D-Bus, so it runs on
@@ -207,24 +211,29 @@ func (a *App) notify(title, body string) {
 	a.background(func() { a.fy.SendNotification(fyne.NewNotification(title, body)) })
 }
 
-// refresh rebuilds the tray menu and the window from the current state.
-// UI goroutine only.
-func (a *App) refresh() {
-	items := a.snapshot()
+// menu builds the tray menu for items.
+func (a *App) menu(items []tray.Item) *fyne.Menu {
 	a.mu.Lock()
 	login := a.startAtLogin
 	a.mu.Unlock()
+	return tray.Menu(items, login, time.Now(), tray.Actions{
+		Toggle:          a.toggle,
+		CopyURL:         func(u string) { a.fy.Clipboard().SetContent(u) },
+		OpenSettings:    a.ShowSettings,
+		SetStartAtLogin: a.setStartAtLogin,
+		Quit:            a.Quit,
+	})
+}
+
+// refresh renders the profiles and their statuses into the tray menu and
+// the window. UI goroutine only.
+func (a *App) refresh() {
+	items := a.items()
 	if d, ok := a.fy.(desktop.App); ok {
-		d.SetSystemTrayMenu(tray.Menu(items, login, time.Now(), tray.Actions{
-			Toggle:          a.toggle,
-			CopyURL:         func(u string) { a.fy.Clipboard().SetContent(u) },
-			OpenSettings:    a.ShowSettings,
-			SetStartAtLogin: a.setStartAtLogin,
-			Quit:            a.Quit,
-		}))
+		d.SetSystemTrayMenu(a.menu(items))
 		icon := assets.Tray
 		for _, it := range items {
-			if it.State.Phase == forwarder.Online {
+			if it.Status.Phase == forwarder.Online {
 				icon = assets.TrayOnline
 			}
 		}
@@ -237,9 +246,8 @@ func (a *App) refresh() {
 
 // toggle starts or stops a profile's forwarder. It returns at once.
 func (a *App) toggle(id string) {
-	if p, ok := a.profile(id); ok {
+	if p, ok := a.profiles.get(id); ok {
 		a.engine.Toggle(p)
-		a.refresh()
 	}
 }
 
@@ -274,6 +282,30 @@ func (a *App) Quit() {
 	a.quitting = true
 	a.mu.Unlock()
 	a.background(func() {
+		a.shutdown()
+		a.log.Info("quit")
+		a.ui(a.fy.Quit)
+	})
+}
+
+// Close stops everything the App started and waits for it: the forwarders,
+// the built-in relay, the countdown, pending notifications and background
+// work. Quit does the same and then ends the Fyne app.
+func (a *App) Close() {
+	a.mu.Lock()
+	a.quitting = true
+	a.mu.Unlock()
+	a.shutdown()
+	a.bg.Wait()
+}
+
+// shutdown stops the App's parts. It does not wait for background work, so
+// that background work may call it.
+func (a *App) shutdown() {
+	a.once.Do(func() {
+		close(a.stop)
+		a.loops.Wait()
+		a.notes.close()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := a.engine.Shutdown(ctx); err != nil {
@@ -282,126 +314,5 @@ func (a *App) Quit() {
 		if a.local != nil {
 			a.local.Close()
 		}
-		a.log.Info("quit")
-		a.ui(a.fy.Quit)
 	})
-}
-
-// saveProfile stores a profile's secrets in the keyring and the profile in
-// the store, replacing the one with the same ID. Off the UI goroutine.
-func (a *App) saveProfile(p settings.Profile, token, basicPass string) error {
-	if token != "" && !p.BuiltinRelay {
-		if err := a.secrets.Set(p.ID, settings.SecretToken, token); err != nil {
-			return &fieldError{field: fieldToken, err: err}
-		}
-		p.HasToken = true
-	}
-	if basicPass != "" && p.BasicAuthUser != "" {
-		if err := a.secrets.Set(p.ID, settings.SecretBasicAuth, basicPass); err != nil {
-			return &fieldError{field: fieldBasicPass, err: err}
-		}
-	}
-	a.mu.Lock()
-	next := slices.Clone(a.profiles)
-	if i := slices.IndexFunc(next, func(q settings.Profile) bool { return q.ID == p.ID }); i >= 0 {
-		next[i] = p
-	} else {
-		next = append(next, p)
-	}
-	a.mu.Unlock()
-	if err := a.commit(next); err != nil {
-		return err
-	}
-	a.engine.Restart(p)
-	return nil
-}
-
-// commit saves a new profile list and makes it current.
-func (a *App) commit(next []settings.Profile) error {
-	if err := a.store.Save(settings.Data{Profiles: next}); err != nil {
-		return fmt.Errorf("the profiles could not be saved: %w", err)
-	}
-	a.mu.Lock()
-	a.profiles = next
-	a.mu.Unlock()
-	return nil
-}
-
-// deleteProfile stops a profile, forgets its secrets and removes it.
-func (a *App) deleteProfile(id string) error {
-	a.engine.StopWait(id)
-	p, _ := a.profile(id)
-	var keyErr error
-	forget := func(kind settings.SecretKind) {
-		if err := a.secrets.Delete(id, kind); err != nil {
-			keyErr = err
-		}
-	}
-	if p.HasToken {
-		forget(settings.SecretToken)
-	}
-	if p.BasicAuthUser != "" {
-		forget(settings.SecretBasicAuth)
-	}
-	a.mu.Lock()
-	next := slices.DeleteFunc(slices.Clone(a.profiles), func(p settings.Profile) bool { return p.ID == id })
-	delete(a.states, id)
-	a.mu.Unlock()
-	if err := a.commit(next); err != nil {
-		return err
-	}
-	if keyErr != nil {
-		return fmt.Errorf("the profile was deleted, but its secrets stay in the keyring: %w", keyErr)
-	}
-	return nil
-}
-
-// addProfile saves a copy of p under a fresh ID and a free name, copying
-// its secrets. Off the UI goroutine.
-func (a *App) addProfile(p settings.Profile, copySecretsFrom string) (settings.Profile, error) {
-	p.ID = settings.NewID()
-	p.Name = a.freeName(p.Name)
-	if copySecretsFrom != "" && p.HasToken {
-		p.HasToken = false
-		if tok, err := a.secrets.Get(copySecretsFrom, settings.SecretToken); err == nil {
-			if a.secrets.Set(p.ID, settings.SecretToken, tok) == nil {
-				p.HasToken = true
-			}
-		}
-	}
-	if copySecretsFrom != "" && p.BasicAuthUser != "" {
-		if pw, err := a.secrets.Get(copySecretsFrom, settings.SecretBasicAuth); err == nil {
-			a.secrets.Set(p.ID, settings.SecretBasicAuth, pw)
-		}
-	}
-	a.mu.Lock()
-	next := append(slices.Clone(a.profiles), p)
-	a.mu.Unlock()
-	return p, a.commit(next)
-}
-
-func (a *App) freeName(base string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	name := base
-	for i := 2; slices.ContainsFunc(a.profiles, func(p settings.Profile) bool { return p.Name == name }); i++ {
-		name = fmt.Sprintf("%s %d", base, i)
-	}
-	return name
-}
-
-// nameTaken reports whether another profile has p's name.
-func (a *App) nameTaken(p settings.Profile) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.ContainsFunc(a.profiles, func(q settings.Profile) bool { return q.ID != p.ID && q.Name == p.Name })
-}
-
-// ConfigDir is where the desktop app keeps its files.
-func ConfigDir() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "porthole"), nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 	"github.com/zalando/go-keyring"
 
+	tt "porthole/internal/tunneltest"
 	"porthole/settings"
 	"porthole/wire"
 )
@@ -22,10 +24,7 @@ func newTestApp(t *testing.T) (*App, *settings.Store) {
 	keyring.MockInit()
 	store := &settings.Store{Path: filepath.Join(t.TempDir(), "porthole", "profiles.json")}
 	a := New(test.NewTempApp(t), Options{Store: store, Secrets: settings.NewKeyring()})
-	t.Cleanup(func() {
-		a.engine.Shutdown(t.Context())
-		a.Wait() // no keyring call may outlive the test's keyring
-	})
+	t.Cleanup(a.Close) // no goroutine or keyring call may outlive the test
 	return a, store
 }
 
@@ -168,7 +167,7 @@ func TestKeyringUnavailableAtTheTokenField(t *testing.T) {
 	if !errors.Is(err, settings.ErrKeyringUnavailable) {
 		t.Fatalf("save = %v", err)
 	}
-	l := f.errs[fieldToken]
+	l := f.errs[settings.FieldToken]
 	if !l.Visible() || !strings.HasPrefix(l.Text, "The system keyring is not available") || strings.Contains(l.Text, "never-in-plain-text") {
 		t.Errorf("token field error shown=%v %q", l.Visible(), l.Text)
 	}
@@ -178,7 +177,7 @@ func TestKeyringUnavailableAtTheTokenField(t *testing.T) {
 	}
 }
 
-func TestCorruptProfilesFileIsReported(t *testing.T) {
+func TestCorruptProfilesFileIsKeptAsideAndReported(t *testing.T) {
 	a, store := newTestApp(t)
 	os.MkdirAll(filepath.Dir(store.Path), 0o700)
 	os.WriteFile(store.Path, []byte("{broken"), 0o600)
@@ -188,7 +187,42 @@ func TestCorruptProfilesFileIsReported(t *testing.T) {
 	}
 	matches, _ := filepath.Glob(store.Path + ".corrupt-*")
 	if len(matches) != 1 {
-		t.Errorf("backup files: %v", matches)
+		t.Fatalf("backup files: %v", matches)
+	}
+	if kept, _ := os.ReadFile(matches[0]); string(kept) != "{broken" || !strings.Contains(a.win.notice.Text, matches[0]) {
+		t.Errorf("backup %q, notice %q", kept, a.win.notice.Text)
+	}
+	// The app starts afresh and can save.
+	if _, err := a.addProfile(settings.Example(), ""); err != nil {
+		t.Errorf("add after quarantine: %v", err)
+	}
+}
+
+// TestUnusableProfilesFileIsLeftAlone: a file from a newer Porthole, or
+// one that cannot be read, is reported, never moved, and never written.
+func TestUnusableProfilesFileIsLeftAlone(t *testing.T) {
+	for name, content := range map[string]string{
+		"newer version":       `{"version": 99, "profiles": [{"id": "x", "name": "from the future"}]}`,
+		"unknown tunnel type": `{"version": 1, "profiles": [{"id": "x", "name": "q", "type": "quic", "upstream": "1"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, store := newTestApp(t)
+			os.MkdirAll(filepath.Dir(store.Path), 0o700)
+			os.WriteFile(store.Path, []byte(content), 0o600)
+			a.Start(false)
+			if a.win == nil || !a.win.notice.Visible() || !strings.Contains(a.win.notice.Text, "leaves it as it is") {
+				t.Fatalf("no notice about the unusable file")
+			}
+			if _, err := a.addProfile(settings.Example(), ""); !errors.Is(err, errReadOnly) {
+				t.Errorf("add = %v, want it refused", err)
+			}
+			if raw, _ := os.ReadFile(store.Path); string(raw) != content {
+				t.Errorf("the file changed: %s", raw)
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(store.Path)); len(entries) != 1 {
+				t.Errorf("the directory holds %d entries", len(entries))
+			}
+		})
 	}
 }
 
@@ -208,7 +242,7 @@ func TestAddDuplicateDelete(t *testing.T) {
 	if p.Name != "My web app 2" {
 		t.Errorf("added profile name %q", p.Name)
 	}
-	orig, _ := a.profile(p.ID)
+	orig, _ := a.profiles.get(p.ID)
 	orig.HasToken = true
 	a.secrets.Set(p.ID, settings.SecretToken, "shared-token")
 	a.saveProfile(orig, "", "")
@@ -229,8 +263,21 @@ func TestAddDuplicateDelete(t *testing.T) {
 	if got := strings.Join(names(), ","); got != "My web app,My web app 2" {
 		t.Errorf("profiles after delete: %s", got)
 	}
-	sw.refresh(a.snapshot())
+	sw.refresh(a.items())
 	if len(sw.items) != 2 {
 		t.Errorf("window lists %d profiles", len(sw.items))
 	}
+}
+
+// TestCloseLeavesNothingRunning: an App started and closed leaves no
+// goroutine behind, the countdown included.
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	keyring.MockInit()
+	fy := test.NewTempApp(t)
+	base := runtime.NumGoroutine()
+	store := &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}
+	a := New(fy, Options{Store: store, Secrets: settings.NewKeyring()})
+	a.Start(true)
+	a.Close()
+	tt.WaitGoroutines(t, base)
 }

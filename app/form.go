@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -13,21 +14,6 @@ import (
 	"porthole/settings"
 	"porthole/wire"
 )
-
-// Fields of the form that the settings package does not know: the secrets.
-const (
-	fieldToken     settings.Field = "token"
-	fieldBasicPass settings.Field = "basic_auth_password"
-)
-
-// fieldError is a failure to show beside one field.
-type fieldError struct {
-	field settings.Field
-	err   error
-}
-
-func (e *fieldError) Error() string { return e.err.Error() }
-func (e *fieldError) Unwrap() error { return e.err }
 
 // Choices shown in the form.
 const (
@@ -59,6 +45,9 @@ type profileForm struct {
 	errs                                         map[settings.Field]*widget.Label
 	content                                      fyne.CanvasObject
 	loading                                      bool
+	// passMissing is set when the keyring lacks the saved profile's
+	// basic-auth password: saving then needs one typed.
+	passMissing bool
 }
 
 func newProfileForm(parent func() fyne.Window) *profileForm {
@@ -100,28 +89,32 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	f.startWithApp = widget.NewCheck("Start when Porthole starts", nil)
 
 	var cells []fyne.CanvasObject
-	add := func(label string, obj fyne.CanvasObject, field settings.Field) {
-		cells = append(cells, f.row(label, obj, field)...)
+	// field adds a row labelled as settings words the field's problems.
+	field := func(field settings.Field, obj fyne.CanvasObject) {
+		cells = append(cells, f.row(field.Label(), obj, field)...)
 	}
-	add("Name", f.name, settings.FieldName)
-	add("Relay", f.relayMode, "")
-	add("Relay address", f.relayAddr, settings.FieldRelayAddr)
-	add("Token", f.token, fieldToken)
-	add("Trust relay by", f.trust, "")
-	add("Relay CA file", container.NewBorder(nil, nil, nil, f.relayCABrowse, f.relayCA), settings.FieldRelayCA)
-	add("Fingerprint", f.fingerprint, settings.FieldFingerprint)
-	add("Endpoint", f.endpoint, settings.FieldType)
-	add("Subdomain", f.subdomain, settings.FieldSubdomain)
-	add("Remote port", f.remotePort, settings.FieldRemotePort)
+	other := func(label string, obj fyne.CanvasObject) {
+		cells = append(cells, f.row(label, obj, "")...)
+	}
+	field(settings.FieldName, f.name)
+	other("Relay", f.relayMode)
+	field(settings.FieldRelayAddr, f.relayAddr)
+	field(settings.FieldToken, f.token)
+	other("Trust relay by", f.trust)
+	field(settings.FieldRelayCA, container.NewBorder(nil, nil, nil, f.relayCABrowse, f.relayCA))
+	field(settings.FieldFingerprint, f.fingerprint)
+	field(settings.FieldType, f.endpoint)
+	field(settings.FieldSubdomain, f.subdomain)
+	field(settings.FieldRemotePort, f.remotePort)
 	// The upstream's problems show in the live line under it.
-	add("Upstream", container.NewVBox(f.upstream, f.normalized), "")
-	add("", f.http2, "")
-	add("", f.verify, "")
-	add("Upstream CA", container.NewBorder(nil, nil, nil, f.upstreamCABrowse, f.upstreamCA), settings.FieldUpstreamCA)
-	add("", f.rewrite, "")
-	add("Basic auth user", f.basicUser, settings.FieldBasicAuth)
-	add("Basic auth password", f.basicPass, fieldBasicPass)
-	add("", f.startWithApp, "")
+	other(settings.FieldUpstream.Label(), container.NewVBox(f.upstream, f.normalized))
+	other("", f.http2)
+	other("", f.verify)
+	field(settings.FieldUpstreamCA, container.NewBorder(nil, nil, nil, f.upstreamCABrowse, f.upstreamCA))
+	other("", f.rewrite)
+	field(settings.FieldBasicAuth, f.basicUser)
+	field(settings.FieldBasicAuthPwd, f.basicPass)
+	other("", f.startWithApp)
 	grid := container.New(layout.NewFormLayout(), cells...)
 	f.content = grid
 	return f
@@ -192,8 +185,26 @@ func (f *profileForm) set(p settings.Profile) {
 	f.rewrite.SetChecked(p.RewriteHost)
 	f.basicUser.SetText(p.BasicAuthUser)
 	f.basicPass.SetText("")
+	f.basicPass.SetPlaceHolder("")
+	f.passMissing = false
 	f.startWithApp.SetChecked(p.StartWithApp)
 	f.showProblems(nil)
+}
+
+// showSecret shows whether the keyring has the saved profile's secret of
+// kind: err is what reading it returned.
+func (f *profileForm) showSecret(kind settings.SecretKind, err error) {
+	entry, field := f.token, settings.FieldToken
+	if kind == settings.SecretBasicAuth {
+		entry, field = f.basicPass, settings.FieldBasicAuthPwd
+		f.passMissing = errors.Is(err, settings.ErrNoSecret)
+	}
+	if err == nil {
+		entry.SetPlaceHolder("Saved in the keyring (type to replace)")
+		return
+	}
+	entry.SetPlaceHolder("")
+	f.showFieldError(field, keyringMessage(err))
 }
 
 // read returns the profile in the form, the secrets typed into it, and the
@@ -243,8 +254,8 @@ func (f *profileForm) read() (p settings.Profile, token, basicPass string, bad s
 	if isHTTP {
 		p.BasicAuthUser = strings.TrimSpace(f.basicUser.Text)
 		basicPass = f.basicPass.Text
-		if p.BasicAuthUser != "" && basicPass == "" && (f.original.BasicAuthUser == "" || f.original.ID == "") {
-			bad[fieldBasicPass] = "Enter the password visitors must give."
+		if p.BasicAuthUser != "" && basicPass == "" && (f.original.BasicAuthUser == "" || f.passMissing) {
+			bad[settings.FieldBasicAuthPwd] = "Enter the password visitors must give."
 		}
 	}
 	p.StartWithApp = f.startWithApp.Checked

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	fyneapp "fyne.io/fyne/v2/app"
 
@@ -22,7 +21,7 @@ import (
 // With background set, the window stays closed (as when started at login).
 func Run(background bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	dir, err := ConfigDir()
+	paths, err := settings.DefaultPaths()
 	if err != nil {
 		return err
 	}
@@ -31,7 +30,7 @@ func Run(background bool) error {
 
 	var a *App
 	show := make(chan struct{}, 1)
-	release, err := instance.Claim(filepath.Join(dir, "instance.sock"), func() {
+	release, err := instance.Claim(paths.Instance(), func() {
 		select {
 		case show <- struct{}{}:
 		default:
@@ -51,10 +50,10 @@ func Run(background bool) error {
 		return err
 	}
 	a = New(fy, Options{
-		Store:      &settings.Store{Path: filepath.Join(dir, "profiles.json")},
+		Store:      &settings.Store{Path: paths.Profiles()},
 		Secrets:    settings.NewKeyring(),
 		Launcher:   autostart.New(autostart.App{ID: ID, Name: "Porthole", Exec: []string{exe, "--background"}}),
-		LocalRelay: &engine.LocalRelay{StateDir: filepath.Join(dir, "local-relay"), Logger: log},
+		LocalRelay: &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log},
 		Logger:     log,
 	})
 	// The tray must be set up before Run: Fyne starts it as its loop begins.

@@ -30,13 +30,17 @@ type settingsWindow struct {
 	save   *widget.Button
 	link   *widget.Hyperlink // the public URL of an online profile
 	copy   *widget.Button
+	add    *widget.Button
 	remove *widget.Button
 	dup    *widget.Button
 
 	items    []tray.Item
 	selected string // profile ID
+	pending  bool   // a change to the profiles is being saved
+	shownErr error  // the start error shown at the form's fields
 
-	// saved, when set, receives the outcome of each save (tests wait on it).
+	// saved, when set, receives the outcome of each change to the
+	// profiles made from the window (tests wait on it).
 	saved chan error
 }
 
@@ -65,11 +69,11 @@ func newSettingsWindow(a *App) *settingsWindow {
 			row := o.(*fyne.Container)
 			icon := theme.MediaStopIcon()
 			switch {
-			case it.State.Phase == forwarder.Online:
+			case it.Status.Phase == forwarder.Online:
 				icon = theme.ConfirmIcon()
-			case it.State.Phase == forwarder.Failed:
+			case it.Status.Phase == forwarder.Failed:
 				icon = theme.ErrorIcon()
-			case it.Running:
+			case it.Status.Running:
 				icon = theme.ViewRefreshIcon()
 			}
 			row.Objects[0].(*widget.Icon).SetResource(icon)
@@ -81,10 +85,10 @@ func newSettingsWindow(a *App) *settingsWindow {
 			sw.selectProfile(sw.items[id].ID)
 		}
 	}
-	add := widget.NewButtonWithIcon("Add", theme.ContentAddIcon(), sw.addProfile)
+	sw.add = widget.NewButtonWithIcon("Add", theme.ContentAddIcon(), sw.addProfile)
 	sw.dup = widget.NewButtonWithIcon("Duplicate", theme.ContentCopyIcon(), sw.duplicate)
 	sw.remove = widget.NewButtonWithIcon("Delete", theme.DeleteIcon(), sw.deleteSelected)
-	left := container.NewBorder(nil, container.NewGridWithColumns(1, add, sw.dup, sw.remove), nil, nil, sw.list)
+	left := container.NewBorder(nil, container.NewGridWithColumns(1, sw.add, sw.dup, sw.remove), nil, nil, sw.list)
 
 	sw.notice = widget.NewLabel("")
 	sw.notice.Importance = widget.DangerImportance
@@ -120,7 +124,7 @@ func newSettingsWindow(a *App) *settingsWindow {
 		sw.notice.SetText(notice)
 		sw.notice.Show()
 	}
-	sw.refresh(a.snapshot())
+	sw.refresh(a.items())
 	if len(sw.items) > 0 {
 		sw.list.Select(0)
 	} else {
@@ -144,17 +148,20 @@ func (sw *settingsWindow) item(id string) (tray.Item, bool) {
 	return sw.items[i], true
 }
 
-// showState updates the status line and the Start/Stop button.
+// showState renders the selected profile's status: the status line, the
+// public URL, the Start/Stop button, and a start error at the fields it is
+// about.
 func (sw *settingsWindow) showState() {
 	it, ok := sw.item(sw.selected)
 	if !ok {
 		return
 	}
-	sw.status.SetText(it.Name + ": " + tray.Status(it.State, time.Now()))
+	st := it.Status
+	sw.status.SetText(it.Name + ": " + tray.Status(st, time.Now()))
 	sw.link.Hide()
 	sw.copy.Hide()
-	if it.State.Phase == forwarder.Online && len(it.State.Forwarding) > 0 {
-		if u, err := url.Parse(it.State.Forwarding[0].URL); err == nil {
+	if st.Phase == forwarder.Online && len(st.Forwarding) > 0 {
+		if u, err := url.Parse(st.Forwarding[0].URL); err == nil {
 			sw.status.SetText(it.Name + ": online at")
 			sw.link.SetText(u.String())
 			sw.link.SetURL(u)
@@ -162,62 +169,85 @@ func (sw *settingsWindow) showState() {
 			sw.copy.Show()
 		}
 	}
-	if it.Running {
+	if st.Running {
 		sw.toggle.SetText("Stop")
 		sw.toggle.SetIcon(theme.MediaStopIcon())
 	} else {
 		sw.toggle.SetText("Start")
 		sw.toggle.SetIcon(theme.MediaPlayIcon())
 	}
+	var startErr error
+	if st.Phase == forwarder.Failed {
+		startErr = st.Err
+	}
+	if startErr != sw.shownErr {
+		sw.shownErr = startErr
+		problems := settings.ProblemsOf(startErr)
+		delete(problems, settings.FieldProfile) // the status line says it
+		sw.form.showProblems(problems)
+	}
+}
+
+// setPending disables the buttons that change the profiles while a change
+// is being saved, and enables them again after.
+func (sw *settingsWindow) setPending(on bool) {
+	sw.pending = on
+	sw.updateButtons()
+}
+
+func (sw *settingsWindow) updateButtons() {
+	_, selected := sw.item(sw.selected)
+	enable(!sw.pending, sw.add)
+	enable(!sw.pending && selected, sw.save, sw.remove, sw.dup)
+	enable(selected, sw.toggle)
 }
 
 func (sw *settingsWindow) showEmpty() {
 	sw.selected = ""
 	sw.form.content.Hide()
-	sw.toggle.Disable()
-	sw.save.Disable()
-	sw.remove.Disable()
-	sw.dup.Disable()
+	sw.updateButtons()
 	sw.status.SetText("No profiles. Add one to put a local service online.")
 }
 
 // selectProfile loads a saved profile into the form and, off the UI
-// goroutine, asks the keyring whether its token is there.
+// goroutine, asks the keyring whether the secrets it says it has are there.
 func (sw *settingsWindow) selectProfile(id string) {
-	p, ok := sw.a.profile(id)
+	p, ok := sw.a.profiles.get(id)
 	if !ok {
 		return
 	}
 	sw.selected = id
+	sw.shownErr = nil
 	sw.form.content.Show()
-	sw.toggle.Enable()
-	sw.save.Enable()
-	sw.remove.Enable()
-	sw.dup.Enable()
+	sw.updateButtons()
 	sw.form.set(p)
 	sw.showState()
-	if p.BuiltinRelay {
-		return
-	}
-	if !p.HasToken {
+	if !p.BuiltinRelay && !p.HasToken {
 		sw.form.token.SetPlaceHolder("No token saved (type one to save it in the keyring)")
+	}
+	var kinds []settings.SecretKind
+	if !p.BuiltinRelay && p.HasToken {
+		kinds = append(kinds, settings.SecretToken)
+		sw.form.token.SetPlaceHolder("Checking the keyring…")
+	}
+	if p.BasicAuthUser != "" {
+		kinds = append(kinds, settings.SecretBasicAuth)
+		sw.form.basicPass.SetPlaceHolder("Checking the keyring…")
+	}
+	if len(kinds) == 0 {
 		return
 	}
-	sw.form.token.SetPlaceHolder("Checking the keyring…")
 	sw.a.background(func() {
-		_, err := sw.a.secrets.Get(p.ID, settings.SecretToken)
+		errs := make([]error, len(kinds))
+		for i, kind := range kinds {
+			_, errs[i] = sw.a.secrets.Get(p.ID, kind)
+		}
 		sw.a.ui(func() {
 			if sw.selected != p.ID {
 				return
 			}
-			switch {
-			case err == nil:
-				sw.form.token.SetPlaceHolder("Saved in the keyring (type to replace)")
-			case errors.Is(err, settings.ErrNoSecret):
-				sw.form.token.SetPlaceHolder("Not in the keyring any more (type it again)")
-			default:
-				sw.form.token.SetPlaceHolder("")
-				sw.form.showFieldError(fieldToken, keyringMessage(err))
+			for i, kind := range kinds {
+				sw.form.showSecret(kind, errs[i])
 			}
 		})
 	})
@@ -226,10 +256,12 @@ func (sw *settingsWindow) selectProfile(id string) {
 // keyringMessage explains a keyring failure in plain words.
 func keyringMessage(err error) string {
 	switch {
+	case errors.Is(err, settings.ErrNoSecret):
+		return "Not in the keyring any more: type it again. The profile does not start without it."
 	case errors.Is(err, settings.ErrKeyringLocked):
-		return "The system keyring is locked or did not answer. Unlock it and try again; profiles without a token still work."
+		return "The system keyring is locked or did not answer. Unlock it and try again; profiles without secrets still work."
 	case errors.Is(err, settings.ErrKeyringUnavailable):
-		return sentence(err.Error()) + ". Tokens cannot be saved or read; profiles without a token still work."
+		return sentence(err.Error()) + ". Secrets cannot be saved or read; profiles without secrets still work."
 	}
 	return sentence(err.Error())
 }
@@ -243,7 +275,7 @@ func (sw *settingsWindow) saveForm() {
 			bad[f] = msg
 		}
 	}
-	if p.Name != "" && sw.a.nameTaken(p) {
+	if p.Name != "" && slices.ContainsFunc(sw.a.profiles.all(), func(q settings.Profile) bool { return q.ID != p.ID && q.Name == p.Name }) {
 		bad[settings.FieldName] = "Another profile has this name."
 	}
 	sw.form.showProblems(bad)
@@ -252,17 +284,21 @@ func (sw *settingsWindow) saveForm() {
 		sw.report(bad)
 		return
 	}
-	sw.save.Disable()
+	sw.setPending(true)
 	sw.status.SetText("Saving…")
 	sw.a.background(func() {
 		err := sw.a.saveProfile(p, token, pass)
 		sw.a.ui(func() {
-			sw.save.Enable()
-			var fe *fieldError
+			sw.setPending(false)
+			var se *settings.SecretError
+			var bad settings.Problems
 			switch {
-			case errors.As(err, &fe):
-				sw.form.showFieldError(fe.field, keyringMessage(fe.err))
+			case errors.As(err, &se):
+				sw.form.showFieldError(se.Field(), keyringMessage(se.Err))
 				sw.status.SetText("Not saved: the keyring refused the secret.")
+			case errors.As(err, &bad):
+				sw.form.showProblems(bad)
+				sw.status.SetText("Not saved: fix the fields marked in red.")
 			case err != nil:
 				sw.status.SetText("Not saved: " + err.Error())
 			default:
@@ -292,63 +328,71 @@ func (sw *settingsWindow) toggleSelected() {
 func (sw *settingsWindow) addProfile() {
 	p := settings.Example()
 	p.Name, p.Subdomain = "New tunnel", ""
-	sw.create(p, "")
+	sw.create(p, "", "Not added: ")
 }
 
 func (sw *settingsWindow) duplicate() {
-	if p, ok := sw.a.profile(sw.selected); ok {
+	if p, ok := sw.a.profiles.get(sw.selected); ok {
 		p.Name += " copy"
 		p.StartWithApp = false
-		if p.Subdomain != "" {
-			p.Subdomain = "" // two tunnels cannot share a name
-		}
-		sw.create(p, p.ID)
+		p.Subdomain = "" // two tunnels cannot share a name
+		sw.create(p, p.ID, "Not duplicated: ")
 	}
 }
 
 // create saves a new profile off the UI goroutine and selects it.
-func (sw *settingsWindow) create(p settings.Profile, copyFrom string) {
+func (sw *settingsWindow) create(p settings.Profile, copyFrom, failed string) {
+	sw.setPending(true)
 	sw.a.background(func() {
 		saved, err := sw.a.addProfile(p, copyFrom)
 		sw.a.ui(func() {
+			sw.setPending(false)
 			if err != nil {
-				sw.status.SetText("Not added: " + err.Error())
-				return
+				sw.status.SetText(failed + err.Error())
+			} else {
+				sw.a.refresh()
+				if i := slices.IndexFunc(sw.items, func(it tray.Item) bool { return it.ID == saved.ID }); i >= 0 {
+					sw.list.Select(i)
+				}
 			}
-			sw.a.refresh()
-			if i := slices.IndexFunc(sw.items, func(it tray.Item) bool { return it.ID == saved.ID }); i >= 0 {
-				sw.list.Select(i)
-			}
+			sw.report(err)
 		})
 	})
 }
 
 func (sw *settingsWindow) deleteSelected() {
-	p, ok := sw.a.profile(sw.selected)
+	p, ok := sw.a.profiles.get(sw.selected)
 	if !ok {
 		return
 	}
 	dialog.ShowConfirm("Delete "+p.Name+"?",
 		"The tunnel stops, and its profile and secrets are removed.", func(yes bool) {
-			if !yes {
-				return
+			if yes {
+				sw.delete(p.ID)
 			}
-			sw.a.background(func() {
-				err := sw.a.deleteProfile(p.ID)
-				sw.a.ui(func() {
-					sw.a.refresh()
-					sw.list.UnselectAll()
-					if len(sw.items) > 0 {
-						sw.list.Select(0)
-					} else {
-						sw.showEmpty()
-					}
-					if err != nil {
-						sw.status.SetText(err.Error())
-					}
-				})
-			})
 		}, sw.w)
+}
+
+// delete removes a profile off the UI goroutine.
+func (sw *settingsWindow) delete(id string) {
+	sw.setPending(true)
+	sw.a.background(func() {
+		err := sw.a.deleteProfile(id)
+		sw.a.ui(func() {
+			sw.setPending(false)
+			sw.a.refresh()
+			sw.list.UnselectAll()
+			if len(sw.items) > 0 {
+				sw.list.Select(0)
+			} else {
+				sw.showEmpty()
+			}
+			if err != nil {
+				sw.status.SetText(err.Error())
+			}
+			sw.report(err)
+		})
+	})
 }
 
 // sentence starts an error's text with a capital letter for display.

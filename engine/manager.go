@@ -2,12 +2,18 @@
 // Manager keyed by profile ID, and the built-in local relay that profiles
 // may use before any server exists. The desktop app and `porthole start`
 // share it.
+//
+// The Manager owns each profile's Status. Views (the tray, the settings
+// window, the command line) keep no copy: they render a snapshot of it
+// whenever OnChange tells them it changed.
 package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"porthole/forwarder"
@@ -16,9 +22,23 @@ import (
 
 // SecretSource reads a profile's secrets. settings.Keyring is one; its calls
 // may block for up to its timeout, so the Manager calls it off the caller's
-// goroutine.
+// goroutine. A secret the profile says it has and the source cannot give is
+// an error, never an empty secret.
 type SecretSource interface {
 	Load(settings.Profile) (settings.Secrets, error)
+}
+
+// Status is one profile's status. The Manager keeps the only copy; views
+// render snapshots of it.
+type Status struct {
+	// State is what the profile's forwarder last reported: its phase, its
+	// public URLs when online, the next retry when reconnecting, and the
+	// error when failed.
+	forwarder.State
+	// Running is true from Start until the forwarder has stopped and
+	// drained; while it is, Toggle stops the profile. A Stopped or Failed
+	// status is never Running.
+	Running bool
 }
 
 // Config configures a Manager.
@@ -26,18 +46,25 @@ type Config struct {
 	Secrets    SecretSource
 	LocalRelay *LocalRelay // for profiles that use the built-in relay; may be nil
 	Logger     *slog.Logger
-	// OnChange is called after every state change of any profile, from the
-	// goroutine that made it. It must not block for long.
-	OnChange func(id string, s forwarder.State)
+	// OnChange is called after every change of a profile's status, with
+	// the new status. Calls come one at a time, in the order of the
+	// changes. It may read the Manager's statuses, but must not start or
+	// stop profiles, and must not block for long.
+	OnChange func(id string, s Status)
 }
 
-// Manager starts and stops one forwarder per profile.
+// Manager starts and stops one forwarder per profile and keeps their
+// statuses.
 type Manager struct {
 	cfg Config
 
+	// emit is held from a change until OnChange has returned, so that
+	// changes are delivered one at a time and in order. It is taken before mu.
+	emit sync.Mutex
+
 	mu     sync.Mutex
 	runs   map[string]*run
-	states map[string]forwarder.State
+	status map[string]Status
 }
 
 type run struct {
@@ -50,72 +77,111 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, runs: map[string]*run{}, states: map[string]forwarder.State{}}
+	return &Manager{cfg: cfg, runs: map[string]*run{}, status: map[string]Status{}}
 }
 
-// State returns a profile's current state (Stopped if it never ran).
-func (m *Manager) State(id string) forwarder.State {
+// Status returns a profile's status (stopped if it never ran).
+func (m *Manager) Status(id string) Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.states[id]
+	return m.status[id]
 }
 
-// Running reports whether the profile's forwarder is running (connecting,
-// online or reconnecting).
-func (m *Manager) Running(id string) bool {
+// Snapshot returns every profile's status that is not the zero one.
+func (m *Manager) Snapshot() map[string]Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.runs[id] != nil
+	return maps.Clone(m.status)
 }
 
-func (m *Manager) set(id string, s forwarder.State) {
+// update changes a profile's status under the lock and then tells
+// OnChange. change runs with m.mu held and returns false to make no change.
+func (m *Manager) update(id string, change func(*Status) bool) {
+	m.emit.Lock()
+	defer m.emit.Unlock()
 	m.mu.Lock()
-	m.states[id] = s
+	s := m.status[id]
+	if !change(&s) {
+		m.mu.Unlock()
+		return
+	}
+	m.status[id] = s
 	m.mu.Unlock()
 	if m.cfg.OnChange != nil {
 		m.cfg.OnChange(id, s)
 	}
 }
 
-// Start runs the profile's forwarder in the background. It returns at once;
-// secrets, the local relay and the connection are handled on the
-// forwarder's goroutine, and progress arrives through OnChange. Starting a
-// running profile does nothing.
+// Start runs the profile's forwarder in the background. It returns at once
+// with the profile connecting; secrets, the local relay and the connection
+// are handled on the forwarder's goroutine, and progress arrives through
+// OnChange. Starting a running profile does nothing.
 func (m *Manager) Start(p settings.Profile) {
-	m.mu.Lock()
-	if m.runs[p.ID] != nil {
-		m.mu.Unlock()
+	var r *run
+	var ctx context.Context
+	m.update(p.ID, func(s *Status) bool {
+		if m.runs[p.ID] != nil {
+			return false
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.Background())
+		r = &run{cancel: cancel, done: make(chan struct{})}
+		m.runs[p.ID] = r
+		*s = Status{State: forwarder.State{Phase: forwarder.Connecting}, Running: true}
+		return true
+	})
+	if r == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{cancel: cancel, done: make(chan struct{})}
-	m.runs[p.ID] = r
-	m.mu.Unlock()
-
 	go func() {
 		defer close(r.done)
-		defer func() {
-			m.mu.Lock()
-			if m.runs[p.ID] == r {
-				delete(m.runs, p.ID)
-			}
-			m.mu.Unlock()
-		}()
-		m.set(p.ID, forwarder.State{Phase: forwarder.Connecting})
-		f, err := m.forwarder(p)
-		if err != nil {
-			m.set(p.ID, forwarder.State{Phase: forwarder.Failed, Err: err})
-			return
-		}
-		f.Run(ctx) // its final state (stopped or failed) arrives through OnState
+		final := m.run(ctx, p, r)
+		// The final phase and the end of the run are one change.
+		m.update(p.ID, func(s *Status) bool {
+			delete(m.runs, p.ID)
+			*s = Status{State: final}
+			return true
+		})
 	}()
 }
 
-// forwarder builds the profile's forwarder: secrets from the keyring, the
-// local relay if the profile uses it.
-func (m *Manager) forwarder(p settings.Profile) (*forwarder.Forwarder, error) {
+// run runs the profile's forwarder until ctx is done or it fails, and
+// returns its final state.
+func (m *Manager) run(ctx context.Context, p settings.Profile, r *run) forwarder.State {
+	f, err := m.forwarder(p, func(st forwarder.State) {
+		if st.Phase == forwarder.Stopped || st.Phase == forwarder.Failed {
+			return // recorded with the end of the run
+		}
+		m.update(p.ID, func(s *Status) bool {
+			if m.runs[p.ID] != r {
+				return false
+			}
+			s.State = st
+			return true
+		})
+	})
+	switch {
+	case ctx.Err() != nil:
+		return forwarder.State{Phase: forwarder.Stopped}
+	case err != nil:
+		m.cfg.Logger.Warn("profile cannot start", "profile", p.Name, "err", err)
+		return forwarder.State{Phase: forwarder.Failed, Err: err}
+	}
+	if err := f.Run(ctx); err != nil {
+		return forwarder.State{Phase: forwarder.Failed, Err: err}
+	}
+	return forwarder.State{Phase: forwarder.Stopped}
+}
+
+// ErrNoLocalRelay is a profile on the built-in relay where there is none
+// (the Manager was made without a LocalRelay).
+var ErrNoLocalRelay = errors.New("the built-in relay is not available here")
+
+// forwarder builds the profile's forwarder: the profile checked, its
+// secrets from the keyring, the local relay if it uses it.
+func (m *Manager) forwarder(p settings.Profile, onState func(forwarder.State)) (*forwarder.Forwarder, error) {
 	if bad := p.Validate(); len(bad) > 0 {
-		return nil, fmt.Errorf("profile %q is invalid: %v", p.Name, bad)
+		return nil, bad
 	}
 	var secrets settings.Secrets
 	if m.cfg.Secrets != nil {
@@ -124,29 +190,28 @@ func (m *Manager) forwarder(p settings.Profile) (*forwarder.Forwarder, error) {
 			return nil, err
 		}
 	}
-	cfg := forwarder.DefaultConfig()
-	cfg.Logger = m.cfg.Logger.With("profile", p.Name)
-	cfg.Tunnels = []forwarder.Tunnel{p.Tunnel(secrets)}
-	cfg.Token = secrets.Token
+	var builtin settings.Endpoint
 	if p.BuiltinRelay {
 		if m.cfg.LocalRelay == nil {
-			return nil, fmt.Errorf("the built-in relay is not available here")
+			return nil, ErrNoLocalRelay
 		}
 		srv, err := m.cfg.LocalRelay.Ensure()
 		if err != nil {
-			return nil, fmt.Errorf("built-in relay: %w", err)
+			return nil, fmt.Errorf("the built-in relay did not start: %w", err)
 		}
-		cfg.RelayAddr, cfg.RelayFingerprint = srv.AgentAddr(), srv.Fingerprint()
-	} else {
-		cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = p.RelayAddr, p.RelayCAFile, p.RelayFingerprint
+		builtin = settings.Endpoint{Addr: srv.AgentAddr(), Fingerprint: srv.Fingerprint()}
 	}
-	id := p.ID
-	cfg.OnState = func(s forwarder.State) { m.set(id, s) }
+	cfg, err := p.Config(secrets, builtin)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = m.cfg.Logger.With("profile", p.Name)
+	cfg.OnState = onState
 	return forwarder.New(cfg)
 }
 
 // Stop asks the profile's forwarder to drain and stop, and returns at once.
-// The Stopped state arrives through OnChange.
+// The Stopped status arrives through OnChange.
 func (m *Manager) Stop(id string) {
 	m.mu.Lock()
 	r := m.runs[id]
@@ -171,7 +236,7 @@ func (m *Manager) StopWait(id string) {
 // Restart applies a changed profile: if it runs, it is stopped, drained and
 // started again with the new settings. It blocks like StopWait.
 func (m *Manager) Restart(p settings.Profile) {
-	if !m.Running(p.ID) {
+	if !m.Status(p.ID).Running {
 		return
 	}
 	m.StopWait(p.ID)
@@ -180,10 +245,23 @@ func (m *Manager) Restart(p settings.Profile) {
 
 // Toggle starts a stopped profile or stops a running one.
 func (m *Manager) Toggle(p settings.Profile) {
-	if m.Running(p.ID) {
+	if m.Status(p.ID).Running {
 		m.Stop(p.ID)
 	} else {
 		m.Start(p)
+	}
+}
+
+// Forget stops a deleted profile, waits for it, and drops its status. It
+// blocks like StopWait.
+func (m *Manager) Forget(id string) {
+	m.StopWait(id)
+	m.emit.Lock()
+	defer m.emit.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.runs[id] == nil {
+		delete(m.status, id)
 	}
 }
 

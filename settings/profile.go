@@ -1,18 +1,13 @@
 // Package settings holds the tunnel profiles the desktop app and the
-// command line share: the profile model and its validation, the profile
-// store (one versioned file, written atomically), and the secrets kept in
-// the OS keyring.
+// command line share: the profile model, its one mapping to a forwarder
+// configuration and its validation, the profile store (one versioned file,
+// written atomically), the secrets kept in the OS keyring, and the paths of
+// Porthole's files.
 package settings
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"strconv"
-	"strings"
 
 	"porthole/forwarder"
 	"porthole/wire"
@@ -31,7 +26,8 @@ type Profile struct {
 	RelayCAFile      string `json:"relay_ca_file,omitempty"`
 	RelayFingerprint string `json:"relay_fingerprint,omitempty"`
 	// HasToken records that a relay token is saved in the keyring, so that
-	// profiles without one never wait on the keyring.
+	// profiles without one never wait on the keyring. A profile that has
+	// one never starts without it.
 	HasToken bool `json:"has_token,omitempty"`
 
 	Type       wire.Proto `json:"type"`
@@ -43,7 +39,10 @@ type Profile struct {
 	VerifyUpstreamTLS bool   `json:"verify_upstream_tls,omitempty"`
 	UpstreamCAFile    string `json:"upstream_ca_file,omitempty"`
 	RewriteHost       bool   `json:"rewrite_host,omitempty"`
-	BasicAuthUser     string `json:"basic_auth_user,omitempty"`
+	// BasicAuthUser, when set, makes public clients give this user and the
+	// password saved in the keyring. A profile with a user never serves
+	// without the password.
+	BasicAuthUser string `json:"basic_auth_user,omitempty"`
 
 	StartWithApp bool `json:"start_with_app,omitempty"`
 }
@@ -68,95 +67,63 @@ func Example() Profile {
 	}
 }
 
-// Field names a profile field, for errors shown beside it.
-type Field string
-
-// Fields that validation reports on.
-const (
-	FieldName        Field = "name"
-	FieldRelayAddr   Field = "relay_addr"
-	FieldRelayCA     Field = "relay_ca_file"
-	FieldFingerprint Field = "relay_fingerprint"
-	FieldType        Field = "type"
-	FieldSubdomain   Field = "subdomain"
-	FieldRemotePort  Field = "remote_port"
-	FieldUpstream    Field = "upstream"
-	FieldUpstreamCA  Field = "upstream_ca_file"
-	FieldBasicAuth   Field = "basic_auth_user"
-)
-
-// Problems maps fields to what is wrong with them. An empty Problems means
-// the profile is valid.
-type Problems map[Field]string
-
-func (p Problems) Error() string {
-	var parts []string
-	for _, f := range []Field{FieldName, FieldRelayAddr, FieldRelayCA, FieldFingerprint, FieldType,
-		FieldSubdomain, FieldRemotePort, FieldUpstream, FieldUpstreamCA, FieldBasicAuth} {
-		if msg, ok := p[f]; ok {
-			parts = append(parts, string(f)+": "+msg)
-		}
-	}
-	return strings.Join(parts, "; ")
+// Secrets are a profile's secrets, read from the keyring when it starts.
+type Secrets struct {
+	Token             string
+	BasicAuthPassword string
 }
 
-// Validate checks a profile the way the settings form shows it: each
-// problem at its field. It reads the CA files it names.
-func (p Profile) Validate() Problems {
-	bad := Problems{}
-	if strings.TrimSpace(p.Name) == "" {
-		bad[FieldName] = "Give the profile a name."
+// Endpoint is where an agent reaches a relay and the certificate
+// fingerprint it trusts there.
+type Endpoint struct {
+	Addr        string
+	Fingerprint string
+}
+
+// Config is the one mapping from a profile to the forwarder's
+// configuration. builtin is the built-in relay, for profiles that use it.
+//
+// It refuses, with *SecretError, a profile whose relay token or basic-auth
+// password is empty although the profile says it has one: a profile never
+// runs without a secret it asks for. Security settings are never dropped:
+// a basic-auth user on a tunnel that cannot have one reaches the forwarder,
+// which refuses it.
+func (p Profile) Config(s Secrets, builtin Endpoint) (forwarder.Config, error) {
+	cfg := forwarder.DefaultConfig()
+	if p.BuiltinRelay {
+		cfg.RelayAddr, cfg.RelayFingerprint = builtin.Addr, builtin.Fingerprint
+	} else {
+		if p.HasToken && s.Token == "" {
+			return cfg, &SecretError{Kind: SecretToken, Err: ErrNoSecret}
+		}
+		cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = p.RelayAddr, p.RelayCAFile, p.RelayFingerprint
+		cfg.Token = s.Token
 	}
-	if !p.BuiltinRelay {
-		if p.RelayAddr == "" {
-			bad[FieldRelayAddr] = "Enter the relay's address as host:port."
-		} else if host, port, err := net.SplitHostPort(p.RelayAddr); err != nil || host == "" || !validPort(port) {
-			bad[FieldRelayAddr] = fmt.Sprintf("%q is not host:port.", p.RelayAddr)
-		}
-		if p.RelayCAFile != "" && p.RelayFingerprint != "" {
-			bad[FieldFingerprint] = "Use a CA file or a fingerprint, not both."
-		}
-		if p.RelayCAFile != "" {
-			if msg := checkCAFile(p.RelayCAFile); msg != "" {
-				bad[FieldRelayCA] = msg
-			}
-		}
-		if p.RelayFingerprint != "" {
-			if _, err := wire.ParseFingerprint(p.RelayFingerprint); err != nil {
-				bad[FieldFingerprint] = "A fingerprint is 64 hex digits (SHA-256)."
-			}
-		}
+	t := forwarder.Tunnel{
+		Proto:             p.Type,
+		Upstream:          p.Upstream,
+		UpstreamHTTP2:     p.UpstreamHTTP2,
+		UpstreamTLSVerify: p.VerifyUpstreamTLS,
 	}
-	switch p.Type {
-	case wire.ProtoHTTP, wire.ProtoTLS:
-		if p.Subdomain != "" {
-			if err := wire.ValidName(p.Subdomain); err != nil {
-				bad[FieldSubdomain] = "Use lowercase letters, digits and inner hyphens (at most 63)."
-			}
-		} else if p.Type == wire.ProtoTLS {
-			bad[FieldSubdomain] = "TLS tunnels need a subdomain: clients reach them by name."
-		}
-	case wire.ProtoTCP:
-		if p.RemotePort < 0 || p.RemotePort > 65535 {
-			bad[FieldRemotePort] = "A port is 1-65535, or empty for any."
-		}
-	default:
-		bad[FieldType] = "Choose HTTP, TCP or TLS."
+	if p.Type == wire.ProtoTCP {
+		t.RemotePort = p.RemotePort
+	} else {
+		t.Name = p.Subdomain
 	}
-	if p.Type != 0 {
-		if _, err := p.NormalizedUpstream(); err != nil {
-			bad[FieldUpstream] = UpstreamMessage(err)
+	if p.VerifyUpstreamTLS {
+		t.UpstreamCAFile = p.UpstreamCAFile
+	}
+	if p.RewriteHost && p.Type == wire.ProtoHTTP {
+		t.HostHeader = "rewrite"
+	}
+	if p.BasicAuthUser != "" {
+		if s.BasicAuthPassword == "" {
+			return cfg, &SecretError{Kind: SecretBasicAuth, Err: ErrNoSecret}
 		}
+		t.BasicAuth = p.BasicAuthUser + ":" + s.BasicAuthPassword
 	}
-	if p.UpstreamCAFile != "" {
-		if msg := checkCAFile(p.UpstreamCAFile); msg != "" {
-			bad[FieldUpstreamCA] = msg
-		}
-	}
-	if p.BasicAuthUser != "" && (p.Type != wire.ProtoHTTP || strings.Contains(p.BasicAuthUser, ":")) {
-		bad[FieldBasicAuth] = "Basic auth is for HTTP tunnels, and the user name has no colon."
-	}
-	return bad
+	cfg.Tunnels = []forwarder.Tunnel{t}
+	return cfg, nil
 }
 
 // NormalizedUpstream returns the upstream as the forwarder will use it, or
@@ -167,77 +134,4 @@ func (p Profile) NormalizedUpstream() (string, error) {
 		return "", err
 	}
 	return u.String(), nil
-}
-
-// UpstreamMessage words an error from NormalizedUpstream for the field it
-// belongs to: the reason alone, as a sentence (the field shows the input).
-func UpstreamMessage(err error) string {
-	var ue *forwarder.UpstreamError
-	if errors.As(err, &ue) {
-		return upperFirst(ue.Reason) + "."
-	}
-	return err.Error()
-}
-
-// Secrets are a profile's secrets, read from the keyring when it starts.
-type Secrets struct {
-	Token             string
-	BasicAuthPassword string
-}
-
-// Tunnel returns the forwarder tunnel for the profile.
-func (p Profile) Tunnel(s Secrets) forwarder.Tunnel {
-	t := forwarder.Tunnel{
-		Proto:             p.Type,
-		Upstream:          p.Upstream,
-		Name:              p.Subdomain,
-		RemotePort:        p.RemotePort,
-		UpstreamHTTP2:     p.UpstreamHTTP2,
-		UpstreamTLSVerify: p.VerifyUpstreamTLS,
-	}
-	if p.VerifyUpstreamTLS {
-		t.UpstreamCAFile = p.UpstreamCAFile
-	}
-	if p.Type == wire.ProtoTCP {
-		t.Name = ""
-	} else {
-		t.RemotePort = 0
-	}
-	if p.RewriteHost && p.Type == wire.ProtoHTTP {
-		t.HostHeader = "rewrite"
-	}
-	if p.BasicAuthUser != "" && s.BasicAuthPassword != "" {
-		t.BasicAuth = p.BasicAuthUser + ":" + s.BasicAuthPassword
-	}
-	return t
-}
-
-func validPort(s string) bool {
-	n, err := strconv.Atoi(s)
-	return err == nil && n > 0 && n <= 65535
-}
-
-func checkCAFile(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "Cannot read the CA file: " + pathError(err)
-	}
-	if !strings.Contains(string(data), "-----BEGIN CERTIFICATE-----") {
-		return "The CA file holds no PEM certificate."
-	}
-	return ""
-}
-
-func pathError(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err.Error() + "."
-	}
-	return err.Error()
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

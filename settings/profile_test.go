@@ -1,11 +1,13 @@
 package settings
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"porthole/forwarder"
 	"porthole/wire"
 )
 
@@ -19,6 +21,9 @@ func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	// The PEM marker without a certificate: only parsing it tells.
+	fakePEM := filepath.Join(dir, "fake.pem")
+	os.WriteFile(fakePEM, []byte("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n"), 0o600)
 	cases := []struct {
 		name  string
 		edit  func(*Profile)
@@ -34,22 +39,31 @@ func TestValidate(t *testing.T) {
 		{"bad fingerprint", func(p *Profile) {
 			p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = false, "r:1", "abc"
 		}, FieldFingerprint, "64 hex"},
+		{"CA file and fingerprint", func(p *Profile) {
+			p.BuiltinRelay, p.RelayAddr, p.RelayCAFile, p.RelayFingerprint = false, "r:1", notPEM, strings.Repeat("a", 64)
+		}, FieldFingerprint, "mutually exclusive"},
 		{"missing relay CA", func(p *Profile) {
 			p.BuiltinRelay, p.RelayAddr, p.RelayCAFile = false, "r:1", filepath.Join(dir, "nope.pem")
 		}, FieldRelayCA, "no such file"},
 		{"relay CA is not PEM", func(p *Profile) {
 			p.BuiltinRelay, p.RelayAddr, p.RelayCAFile = false, "r:1", notPEM
 		}, FieldRelayCA, "no PEM"},
+		{"relay CA has the marker but no certificate", func(p *Profile) {
+			p.BuiltinRelay, p.RelayAddr, p.RelayCAFile = false, "r:1", fakePEM
+		}, FieldRelayCA, "no PEM"},
+		{"relay fields are ignored on the built-in relay", func(p *Profile) { p.RelayCAFile = fakePEM }, "", ""},
 		{"bad upstream port", func(p *Profile) { p.Upstream = "99999" }, FieldUpstream, "out of range"},
 		{"bad upstream scheme", func(p *Profile) { p.Upstream = "ftp://x" }, FieldUpstream, `"ftp"`},
 		{"empty upstream", func(p *Profile) { p.Upstream = "" }, FieldUpstream, "Empty"},
 		{"bad subdomain", func(p *Profile) { p.Subdomain = "My_App" }, FieldSubdomain, "lowercase"},
 		{"tls needs a subdomain", func(p *Profile) { p.Type, p.Subdomain, p.Upstream = wire.ProtoTLS, "", "8443" }, FieldSubdomain, "need a subdomain"},
-		{"tcp port range", func(p *Profile) { p.Type, p.RemotePort, p.Upstream = wire.ProtoTCP, 70000, "22" }, FieldRemotePort, "1-65535"},
+		{"tcp port range", func(p *Profile) { p.Type, p.RemotePort, p.Upstream = wire.ProtoTCP, 70000, "22" }, FieldRemotePort, "out of range"},
 		{"tcp upstream rejects http", func(p *Profile) { p.Type, p.Upstream = wire.ProtoTCP, "http://localhost:1" }, FieldUpstream, "Scheme"},
 		{"no type", func(p *Profile) { p.Type = 0 }, FieldType, "HTTP, TCP or TLS"},
 		{"upstream CA missing", func(p *Profile) { p.VerifyUpstreamTLS, p.UpstreamCAFile = true, filepath.Join(dir, "x") }, FieldUpstreamCA, "Cannot read"},
+		{"upstream CA has the marker but no certificate", func(p *Profile) { p.VerifyUpstreamTLS, p.UpstreamCAFile = true, fakePEM }, FieldUpstreamCA, "no PEM"},
 		{"basic auth user with colon", func(p *Profile) { p.BasicAuthUser = "a:b" }, FieldBasicAuth, "colon"},
+		{"basic auth on tcp", func(p *Profile) { p.Type, p.Upstream, p.BasicAuthUser = wire.ProtoTCP, "22", "alice" }, FieldBasicAuth, "http tunnels only"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -72,6 +86,40 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateReportsEveryField checks that the forwarder's rules, which
+// stop at the first problem, still show every problem at its field.
+func TestValidateReportsEveryField(t *testing.T) {
+	p := valid()
+	p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = false, "relay", "xyz"
+	p.Upstream, p.Subdomain = "99999", "Bad_Name"
+	bad := p.Validate()
+	for _, f := range []Field{FieldRelayAddr, FieldFingerprint, FieldUpstream, FieldSubdomain} {
+		if bad[f] == "" {
+			t.Errorf("no problem at %s: %v", f, bad)
+		}
+	}
+	if len(bad) != 4 {
+		t.Errorf("problems: %v", bad)
+	}
+}
+
+// TestProblemsInPlainWords checks that a problem reaching the tray is
+// worded with the form's labels, never the file's field names.
+func TestProblemsInPlainWords(t *testing.T) {
+	p := valid()
+	p.BuiltinRelay, p.RelayAddr, p.Upstream = false, "relay", "99999"
+	msg := p.Validate().Error()
+	want := `Relay address "relay": want host:port. Upstream: Port 99999 is out of range 1-65535.`
+	if msg != want {
+		t.Errorf("Problems.Error() = %q\nwant %q", msg, want)
+	}
+	for _, f := range fields {
+		if strings.Contains(msg, string(f.field)+":") && f.label != string(f.field) {
+			t.Errorf("message uses the field name %q: %q", f.field, msg)
+		}
+	}
+}
+
 func TestNormalizedUpstreamShownLive(t *testing.T) {
 	for in, want := range map[string]string{"443": "https://localhost:443", "8000": "http://localhost:8000", "app:80": "http://app:80"} {
 		p := valid()
@@ -82,16 +130,73 @@ func TestNormalizedUpstreamShownLive(t *testing.T) {
 	}
 }
 
-func TestTunnelFromProfile(t *testing.T) {
+func TestConfigFromProfile(t *testing.T) {
+	builtin := Endpoint{Addr: "127.0.0.1:5000", Fingerprint: strings.Repeat("f", 64)}
 	p := valid()
 	p.RewriteHost, p.UpstreamHTTP2, p.BasicAuthUser = true, true, "alice"
-	tun := p.Tunnel(Secrets{BasicAuthPassword: "pw"})
+	cfg, err := p.Config(Secrets{BasicAuthPassword: "pw"}, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := cfg.Tunnels[0]
+	if cfg.RelayAddr != builtin.Addr || cfg.RelayFingerprint != builtin.Fingerprint || cfg.Token != "" {
+		t.Errorf("built-in relay: %+v", cfg)
+	}
 	if tun.Name != "myapp" || tun.HostHeader != "rewrite" || !tun.UpstreamHTTP2 || tun.BasicAuth != "alice:pw" || tun.Proto != wire.ProtoHTTP {
 		t.Errorf("http tunnel: %+v", tun)
 	}
-	p.Type, p.RemotePort, p.Upstream = wire.ProtoTCP, 20001, "22"
-	tun = p.Tunnel(Secrets{})
-	if tun.Name != "" || tun.RemotePort != 20001 || tun.HostHeader != "" {
-		t.Errorf("tcp tunnel: %+v", tun)
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the mapped config is refused: %v", err)
+	}
+
+	p = valid()
+	p.BuiltinRelay, p.RelayAddr, p.HasToken = false, "relay.example:7835", true
+	p.Type, p.RemotePort, p.Upstream, p.Subdomain = wire.ProtoTCP, 20001, "22", "ignored"
+	cfg, err = p.Config(Secrets{Token: "tok"}, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun = cfg.Tunnels[0]
+	if cfg.RelayAddr != "relay.example:7835" || cfg.Token != "tok" || tun.Name != "" || tun.RemotePort != 20001 || tun.HostHeader != "" {
+		t.Errorf("tcp tunnel on a remote relay: %+v %+v", cfg, tun)
+	}
+}
+
+// TestConfigNeverDropsASecret: a profile that says it has a secret never
+// maps to a forwarder that runs without it.
+func TestConfigNeverDropsASecret(t *testing.T) {
+	p := valid()
+	p.BasicAuthUser = "alice"
+	_, err := p.Config(Secrets{}, standInRelay)
+	var se *SecretError
+	if !errors.As(err, &se) || se.Kind != SecretBasicAuth || !errors.Is(err, ErrNoSecret) {
+		t.Errorf("basic auth without a password: %v", err)
+	}
+	if got := ProblemsOf(err); !strings.Contains(got[FieldBasicAuthPwd], "not in the keyring") {
+		t.Errorf("shown at the fields as %v", got)
+	}
+
+	p = valid()
+	p.BuiltinRelay, p.RelayAddr, p.HasToken = false, "relay.example:7835", true
+	if _, err := p.Config(Secrets{}, standInRelay); !errors.As(err, &se) || se.Kind != SecretToken {
+		t.Errorf("relay token missing: %v", err)
+	}
+	// On the built-in relay a saved token is not used, so not needed.
+	p.BuiltinRelay = true
+	if _, err := p.Config(Secrets{}, standInRelay); err != nil {
+		t.Errorf("built-in relay: %v", err)
+	}
+}
+
+func TestProblemsOfForwarderErrors(t *testing.T) {
+	cfg := forwarder.DefaultConfig()
+	cfg.RelayAddr = "relay.example:7835"
+	cfg.Tunnels = []forwarder.Tunnel{{Proto: wire.ProtoHTTP, Upstream: "8000", UpstreamCAFile: "/does/not/exist.pem"}}
+	got := ProblemsOf(cfg.Validate())
+	if !strings.HasPrefix(got[FieldUpstreamCA], "Cannot read /does/not/exist.pem: no such file") || len(got) != 1 {
+		t.Errorf("ProblemsOf = %v", got)
+	}
+	if got := ProblemsOf(errors.New("relay went away")); got[FieldProfile] != "Relay went away." {
+		t.Errorf("an error with no field: %v", got)
 	}
 }

@@ -70,18 +70,49 @@ func (k *Keyring) Delete(profileID string, kind SecretKind) error {
 	return err
 }
 
-// Load reads a profile's secrets; missing ones are empty.
+// SecretError is a secret a profile says it has that cannot be had: not in
+// the keyring (Err is ErrNoSecret), or the keyring failed (Err is
+// ErrKeyringUnavailable or ErrKeyringLocked). The profile does not start.
+type SecretError struct {
+	Kind SecretKind
+	Err  error
+}
+
+func (e *SecretError) Error() string {
+	what := "the relay token"
+	if e.Kind == SecretBasicAuth {
+		what = "the basic-auth password"
+	}
+	if errors.Is(e.Err, ErrNoSecret) {
+		return what + " is not in the keyring: enter it again in Settings"
+	}
+	return what + " could not be read: " + e.Err.Error()
+}
+
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// Field is the profile field the secret is entered at.
+func (e *SecretError) Field() Field {
+	if e.Kind == SecretBasicAuth {
+		return FieldBasicAuthPwd
+	}
+	return FieldToken
+}
+
+// Load reads the secrets the profile says it has: the relay token if it
+// has one (and a remote relay), the basic-auth password if it has a user.
+// A missing one is a *SecretError, never an empty secret.
 func (k *Keyring) Load(p Profile) (Secrets, error) {
 	var s Secrets
 	var err error
 	if !p.BuiltinRelay && p.HasToken {
-		if s.Token, err = k.Get(p.ID, SecretToken); err != nil && !errors.Is(err, ErrNoSecret) {
-			return Secrets{}, err
+		if s.Token, err = k.Get(p.ID, SecretToken); err != nil {
+			return Secrets{}, &SecretError{Kind: SecretToken, Err: err}
 		}
 	}
 	if p.BasicAuthUser != "" {
-		if s.BasicAuthPassword, err = k.Get(p.ID, SecretBasicAuth); err != nil && !errors.Is(err, ErrNoSecret) {
-			return Secrets{}, err
+		if s.BasicAuthPassword, err = k.Get(p.ID, SecretBasicAuth); err != nil {
+			return Secrets{}, &SecretError{Kind: SecretBasicAuth, Err: err}
 		}
 	}
 	return s, nil

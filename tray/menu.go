@@ -9,18 +9,20 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 
+	"porthole/engine"
 	"porthole/forwarder"
 )
 
-// Item is one profile as the tray shows it.
+// Item is one profile as the tray shows it: its name, and a snapshot of
+// the status the engine keeps for it.
 type Item struct {
-	ID      string
-	Name    string
-	Running bool // a forwarder runs for it (connecting, online or reconnecting)
-	State   forwarder.State
+	ID     string
+	Name   string
+	Status engine.Status
 }
 
 // Actions are what the menu items do. They run on the UI goroutine and must
@@ -46,15 +48,15 @@ func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu 
 	for _, it := range items {
 		id := it.ID
 		m := fyne.NewMenuItem(Label(it, now), func() { a.Toggle(id) })
-		m.Checked = it.Running
+		m.Checked = it.Status.Running
 		mi = append(mi, m)
 	}
 	var copies []*fyne.MenuItem
 	for _, it := range items {
-		if it.State.Phase != forwarder.Online {
+		if it.Status.Phase != forwarder.Online {
 			continue
 		}
-		for _, f := range it.State.Forwarding {
+		for _, f := range it.Status.Forwarding {
 			url := f.URL
 			copies = append(copies, fyne.NewMenuItem("Copy "+url, func() { a.CopyURL(url) }))
 		}
@@ -77,13 +79,20 @@ func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu 
 	return fyne.NewMenu("Porthole", mi...)
 }
 
-// Label is a profile's menu label: its name and state.
+// Label is a profile's menu label: its name and status, each cut to a
+// length a menu can show.
 func Label(it Item, now time.Time) string {
-	return it.Name + " — " + Status(it.State, now)
+	return shorten(it.Name, maxName) + " — " + Status(it.Status, now)
 }
 
-// Status describes a state in a few words.
-func Status(s forwarder.State, now time.Time) string {
+// Longest name and error text, in characters, that a label shows whole.
+const (
+	maxName  = 40
+	maxError = 80
+)
+
+// Status describes a status in a few words.
+func Status(s engine.Status, now time.Time) string {
 	switch s.Phase {
 	case forwarder.Connecting:
 		return "connecting…"
@@ -99,7 +108,7 @@ func Status(s forwarder.State, now time.Time) string {
 		}
 		return fmt.Sprintf("reconnecting in %d s", secs)
 	case forwarder.Failed:
-		return "error: " + shorten(errText(s.Err), 80)
+		return "error: " + shorten(errText(s.Err), maxError)
 	}
 	return "stopped"
 }
@@ -111,10 +120,14 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// shorten puts s on one line and cuts it to at most n characters, on a
+// character boundary, marking the cut with an ellipsis. Menu labels cross
+// D-Bus, which accepts only valid UTF-8.
 func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }

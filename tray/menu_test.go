@@ -5,9 +5,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 
+	"porthole/engine"
 	"porthole/forwarder"
 )
 
@@ -29,7 +31,7 @@ func TestStatus(t *testing.T) {
 		{forwarder.State{Phase: forwarder.Stopped}, "stopped"},
 	}
 	for _, c := range cases {
-		if got := Status(c.state, now); got != c.want {
+		if got := Status(engine.Status{State: c.state}, now); got != c.want {
 			t.Errorf("Status(%v) = %q, want %q", c.state.Phase, got, c.want)
 		}
 	}
@@ -67,15 +69,15 @@ func TestMenu(t *testing.T) {
 			"(off) No tunnels yet", "---", "Settings…", "Start at login", "---", "Quit"}},
 		{"stopped and online", []Item{
 			{ID: "a", Name: "api"},
-			{ID: "w", Name: "web", Running: true, State: online},
+			{ID: "w", Name: "web", Status: engine.Status{State: online, Running: true}},
 		}, true, []string{
 			"api — stopped",
 			"[x] web — online at http://web.localhost:7780",
 			"---", "Copy http://web.localhost:7780", "Copy https://web.localhost:7743",
 			"---", "Settings…", "[x] Start at login", "---", "Quit"}},
 		{"failed is not checked, connecting is", []Item{
-			{ID: "a", Name: "api", State: forwarder.State{Phase: forwarder.Failed, Err: errors.New("name taken")}},
-			{ID: "b", Name: "db", Running: true, State: forwarder.State{Phase: forwarder.Connecting}},
+			{ID: "a", Name: "api", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New("name taken")}}},
+			{ID: "b", Name: "db", Status: engine.Status{State: forwarder.State{Phase: forwarder.Connecting}, Running: true}},
 		}, false, []string{
 			"api — error: name taken", "[x] db — connecting…",
 			"---", "Settings…", "Start at login", "---", "Quit"}},
@@ -101,8 +103,8 @@ func TestMenuActions(t *testing.T) {
 		SetStartAtLogin: func(on bool) { login = &on },
 		Quit:            func() { quit = true },
 	}
-	m := Menu([]Item{{ID: "w", Name: "web", Running: true, State: forwarder.State{
-		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}, false, now, a)
+	m := Menu([]Item{{ID: "w", Name: "web", Status: engine.Status{Running: true, State: forwarder.State{
+		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}}, false, now, a)
 	byLabel := map[string]*fyne.MenuItem{}
 	for _, it := range m.Items {
 		byLabel[it.Label] = it
@@ -117,5 +119,33 @@ func TestMenuActions(t *testing.T) {
 	}
 	if !byLabel["Quit"].IsQuit {
 		t.Error("Quit is not the menu's quit item, so Fyne would add its own")
+	}
+}
+
+// TestLabelsAreValidUTF8 builds menus whose names and errors are long and
+// full of multi-byte characters: every label is valid UTF-8 (D-Bus refuses
+// anything else) and cut to a bounded length.
+func TestLabelsAreValidUTF8(t *testing.T) {
+	long := func(unit string, n int) string { return strings.Repeat(unit, n) }
+	var items []Item
+	for i, unit := range []string{"é", "日本", "🚇", "a\u0301", "x", "\xff"} {
+		for n := 1; n < 120; n += 7 {
+			items = append(items,
+				Item{ID: "n", Name: long(unit, n), Status: engine.Status{State: forwarder.State{Phase: forwarder.Online,
+					Forwarding: []forwarder.Forwarding{{URL: "http://" + long("x", i) + ".localhost"}}}, Running: true}},
+				Item{ID: "e", Name: "p", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long(unit, n))}}},
+			)
+		}
+	}
+	for _, it := range Menu(items, false, now, Actions{}).Items {
+		if !utf8.ValidString(it.Label) {
+			t.Errorf("invalid UTF-8 label %q", it.Label)
+		}
+		if n := utf8.RuneCountInString(it.Label); n > maxName+len(" — error: ")+maxError {
+			t.Errorf("label of %d characters: %q", n, it.Label)
+		}
+	}
+	if got := Status(engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long("é", 100))}}, now); got != "error: "+long("é", maxError-1)+"…" {
+		t.Errorf("cut error = %q", got)
 	}
 }

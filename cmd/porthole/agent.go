@@ -247,7 +247,7 @@ func printForwarding(w io.Writer, web *web) func(forwarder.State) {
 		for _, fw := range s.Forwarding {
 			if !printed[fw] {
 				printed[fw] = true
-				fmt.Fprintf(&b, "forwarding %s -> %s\n", fw.URL, fw.Upstream)
+				b.WriteString(forwardingLine(fw, ""))
 			}
 		}
 		if u := web.url(); u != "" && !inspectorShown {
@@ -256,4 +256,15 @@ func printForwarding(w io.Writer, web *web) func(forwarder.State) {
 		}
 		io.WriteString(w, b.String())
 	}
+}
+
+// forwardingLine is the line that announces a public address:
+// "forwarding PUBLIC_URL -> UPSTREAM", followed by " (PROFILE)" for a saved
+// profile. Scripts read these lines.
+func forwardingLine(fw forwarder.Forwarding, profile string) string {
+	line := "forwarding " + fw.URL + " -> " + fw.Upstream
+	if profile != "" {
+		line += " (" + profile + ")"
+	}
+	return line + "\n"
 }

@@ -359,3 +359,46 @@ func getVia(t *testing.T, addr, url string) string {
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
 }
+
+// TestStartFailsClosedAndExits: `porthole start` with a profile whose
+// secret cannot be read, named twice, reports it and exits 1; a profiles
+// file it cannot use is reported, exits 1, and is left as it is.
+func TestStartFailsClosedAndExits(t *testing.T) {
+	config := t.TempDir()
+	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
+	web := settings.Example()
+	web.Name, web.BuiltinRelay, web.RelayAddr, web.HasToken = "web", false, "127.0.0.1:1", true
+	private := settings.Example()
+	private.Name, private.BasicAuthUser = "private", "alice"
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{web, private}}); err != nil {
+		t.Fatal(err)
+	}
+	// No keyring on this bus: the secrets the profiles say they have cannot be read.
+	env := []string{"XDG_CONFIG_HOME=" + config, "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent"}
+
+	code, stderr := runExit(t, env, "start", "web", "web", "WEB")
+	if code != 1 || !strings.Contains(stderr, "web: the relay token could not be read") {
+		t.Errorf("start web web: exit %d, %q", code, stderr)
+	}
+	code, stderr = runExit(t, env, "start", "private")
+	if code != 1 || !strings.Contains(stderr, "private: the basic-auth password could not be read") {
+		t.Errorf("start private: exit %d, %q", code, stderr)
+	}
+
+	for name, content := range map[string]string{
+		"corrupt":       "{not json",
+		"newer version": `{"version": 99, "profiles": []}`,
+	} {
+		os.WriteFile(store.Path, []byte(content), 0o600)
+		code, stderr := runExit(t, env, "start", "--all")
+		if code != 1 || !strings.Contains(stderr, store.Path) {
+			t.Errorf("%s file: exit %d, %q", name, code, stderr)
+		}
+		if raw, _ := os.ReadFile(store.Path); string(raw) != content {
+			t.Errorf("%s file changed: %q", name, raw)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(store.Path)); len(entries) != 1 {
+			t.Errorf("%s file: the directory holds %d entries", name, len(entries))
+		}
+	}
+}

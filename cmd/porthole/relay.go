@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"porthole/relay"
+	"porthole/settings"
 )
 
 // relayFlags names the flag of each relay Config field, to word its errors.
@@ -110,11 +110,11 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 		return usagef("--acme-ca-root needs --acme-email or --acme-ca")
 	}
 	if cfg.StateDir == "" {
-		dir, err := os.UserConfigDir()
+		paths, err := settings.DefaultPaths()
 		if err != nil {
 			return fmt.Errorf("no state directory: %w (use --state-dir)", err)
 		}
-		cfg.StateDir = filepath.Join(dir, "porthole", "relay")
+		cfg.StateDir = paths.Relay()
 	}
 	if cfg.Logger, err = newLogger(stderr, *logLevel); err != nil {
 		return err

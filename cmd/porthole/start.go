@@ -7,9 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,7 +18,9 @@ import (
 )
 
 // runStart runs saved profiles, the same ones the desktop app shows, until
-// a signal arrives or every profile has failed.
+// a signal arrives or none of them runs any more. It fails (exit 1) when
+// the profiles file cannot be read, which it never changes, and when every
+// profile failed.
 func runStart(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("start", stdout)
 	all := fs.Bool("all", false, "start every saved profile")
@@ -31,12 +32,11 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 	if *all == (len(names) > 0) {
 		return usagef("name the profiles to start, or pass --all")
 	}
-	path, err := settings.DefaultPath()
+	paths, err := settings.DefaultPaths()
 	if err != nil {
 		return err
 	}
-	store := &settings.Store{Path: path}
-	data, err := store.Load()
+	data, err := (&settings.Store{Path: paths.Profiles()}).Load()
 	if err != nil {
 		return err
 	}
@@ -49,35 +49,27 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var mu sync.Mutex
-	failed := map[string]error{}
-	allFailed := make(chan struct{})
-	byID := map[string]settings.Profile{}
-	for _, p := range profiles {
-		byID[p.ID] = p
-	}
-	local := &engine.LocalRelay{StateDir: filepath.Join(filepath.Dir(path), "local-relay"), Logger: log}
+	local := &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log}
 	defer local.Close()
+	ended := make(chan struct{}, 1)
 	m := engine.New(engine.Config{
 		Secrets:    settings.NewKeyring(),
 		LocalRelay: local,
 		Logger:     log,
-		OnChange: func(id string, s forwarder.State) {
-			p := byID[id]
-			switch s.Phase {
-			case forwarder.Online:
+		OnChange: func(id string, s engine.Status) {
+			switch {
+			case s.Phase == forwarder.Online:
+				i := slices.IndexFunc(profiles, func(p settings.Profile) bool { return p.ID == id })
 				var b strings.Builder
 				for _, fw := range s.Forwarding {
-					fmt.Fprintf(&b, "forwarding %s -> %s (%s)\n", fw.URL, fw.Upstream, p.Name)
+					b.WriteString(forwardingLine(fw, profiles[i].Name))
 				}
 				io.WriteString(stdout, b.String())
-			case forwarder.Failed:
-				mu.Lock()
-				failed[id] = fmt.Errorf("%s: %w", p.Name, s.Err)
-				if len(failed) == len(profiles) {
-					close(allFailed)
+			case !s.Running:
+				select {
+				case ended <- struct{}{}:
+				default:
 				}
-				mu.Unlock()
 			}
 		},
 	})
@@ -86,25 +78,35 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 	for _, p := range profiles {
 		m.Start(p)
 	}
-	select {
-	case <-ctx.Done():
-	case <-allFailed:
+	running := func() bool {
+		return slices.ContainsFunc(profiles, func(p settings.Profile) bool { return m.Status(p.ID).Running })
+	}
+	for running() {
+		select {
+		case <-ctx.Done():
+		case <-ended:
+			continue
+		}
+		break
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	m.Shutdown(sctx)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(failed) == len(profiles) {
-		var errs []error
-		for _, p := range profiles {
-			errs = append(errs, failed[p.ID])
+
+	var errs []error
+	for _, p := range profiles {
+		if s := m.Status(p.ID); s.Phase == forwarder.Failed {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name, s.Err))
 		}
+	}
+	if len(errs) == len(profiles) {
 		return errors.Join(errs...)
 	}
 	return nil
 }
 
+// pick returns the profiles named (by name, case-insensitively, or by ID),
+// each once however often it is named, in the order first named.
 func pick(profiles []settings.Profile, names []string, all bool) ([]settings.Profile, error) {
 	if all {
 		if len(profiles) == 0 {
@@ -114,15 +116,8 @@ func pick(profiles []settings.Profile, names []string, all bool) ([]settings.Pro
 	}
 	var out []settings.Profile
 	for _, n := range names {
-		found := false
-		for _, p := range profiles {
-			if strings.EqualFold(p.Name, n) || p.ID == n {
-				out = append(out, p)
-				found = true
-				break
-			}
-		}
-		if !found {
+		i := slices.IndexFunc(profiles, func(p settings.Profile) bool { return strings.EqualFold(p.Name, n) || p.ID == n })
+		if i < 0 {
 			var have []string
 			for _, p := range profiles {
 				have = append(have, fmt.Sprintf("%q", p.Name))
@@ -131,6 +126,9 @@ func pick(profiles []settings.Profile, names []string, all bool) ([]settings.Pro
 				return nil, usagef("no profile named %q (there are no saved profiles)", n)
 			}
 			return nil, usagef("no profile named %q (saved: %s)", n, strings.Join(have, ", "))
+		}
+		if !slices.ContainsFunc(out, func(p settings.Profile) bool { return p.ID == profiles[i].ID }) {
+			out = append(out, profiles[i])
 		}
 	}
 	return out, nil

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"github.com/zalando/go-keyring"
+
+	"porthole/engine"
+	"porthole/forwarder"
+	tt "porthole/internal/tunneltest"
+	"porthole/relay"
+	"porthole/settings"
+)
+
+// rendered returns a channel of every status change once the tray and the
+// window have rendered it.
+func rendered(a *App) chan engine.Status {
+	ch := make(chan engine.Status, 100)
+	a.rendered = func(_ string, s engine.Status) { ch <- s }
+	return ch
+}
+
+// waitRendered waits for a rendered change to phase p and not running.
+func waitEnded(t *testing.T, ch chan engine.Status, p forwarder.Phase) engine.Status {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case s := <-ch:
+			if s.Phase == p && !s.Running {
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("no rendered change to %v", p)
+		}
+	}
+}
+
+// trayItem returns the tray's item for the profile named name.
+func trayItem(t *testing.T, a *App, name string) *fyne.MenuItem {
+	t.Helper()
+	for _, it := range a.menu(a.items()).Items {
+		if strings.HasPrefix(it.Label, name+" — ") {
+			return it
+		}
+	}
+	t.Fatalf("no tray item for %q", name)
+	return nil
+}
+
+// TestFailedProfileIsShownFailed starts a profile whose token the relay
+// refuses: once it has failed, the tray shows the error, unchecked, and
+// the window offers Start, and nothing later says otherwise.
+func TestFailedProfileIsShownFailed(t *testing.T) {
+	rc := tt.RelayConfig(t)
+	rc.Tokens = []relay.Token{{Secret: "right"}}
+	srv := tt.StartRelay(t, rc)
+	a, _ := newTestApp(t)
+	changes := rendered(a)
+	a.Start(true)
+	p, _ := a.profiles.get(a.win.selected)
+	p.Name, p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = "web", false, srv.AgentAddr(), srv.Fingerprint()
+	if err := a.saveProfile(p, "wrong", ""); err != nil {
+		t.Fatal(err)
+	}
+	a.win.selectProfile(p.ID)
+
+	a.win.toggleSelected()
+	waitEnded(t, changes, forwarder.Failed)
+	a.engine.Shutdown(t.Context()) // nothing runs any more: no change can follow
+	item := trayItem(t, a, "web")
+	if item.Checked || !strings.Contains(item.Label, "error: authentication failed") {
+		t.Errorf("tray item %q checked=%v, want the error, unchecked", item.Label, item.Checked)
+	}
+	if a.win.toggle.Text != "Start" || !strings.Contains(a.win.status.Text, "authentication failed") {
+		t.Errorf("window: button %q, status %q", a.win.toggle.Text, a.win.status.Text)
+	}
+	select {
+	case s := <-changes:
+		t.Errorf("a change after the failure: %+v", s)
+	default:
+	}
+	// Clicking the tray item starts it again.
+	item.Action()
+	if s := a.engine.Status(p.ID); !s.Running {
+		t.Errorf("not started again: %+v", s)
+	}
+	waitEnded(t, changes, forwarder.Failed)
+}
+
+// TestMissingSecretIsShownAtTheFieldAndInTheTray: a profile whose
+// basic-auth password is gone from the keyring does not start, and says
+// why where the user looks.
+func TestMissingSecretIsShownAtTheFieldAndInTheTray(t *testing.T) {
+	a, _ := newTestApp(t)
+	changes := rendered(a)
+	a.Start(true)
+	p, _ := a.profiles.get(a.win.selected)
+	p.BasicAuthUser = "alice"
+	if err := a.saveProfile(p, "", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	keyring.Delete(settings.KeyringService, p.ID+"/basic-auth") // as when restored without its keyring
+	a.win.selectProfile(p.ID)
+	a.Wait()
+
+	a.win.toggleSelected()
+	waitEnded(t, changes, forwarder.Failed)
+	item := trayItem(t, a, p.Name)
+	if item.Checked || !strings.Contains(item.Label, "error: the basic-auth password is not in the keyring") {
+		t.Errorf("tray item %q checked=%v", item.Label, item.Checked)
+	}
+	l := a.win.form.errs[settings.FieldBasicAuthPwd]
+	if !l.Visible() || !strings.Contains(l.Text, "not in the keyring") {
+		t.Errorf("password field shows %v %q", l.Visible(), l.Text)
+	}
+	// Saving needs the password typed again.
+	if err := save(t, a.win); err == nil || !strings.Contains(a.win.form.errs[settings.FieldBasicAuthPwd].Text, "Enter the password") {
+		t.Errorf("save without the missing password = %v", err)
+	}
+}

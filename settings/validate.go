@@ -1,0 +1,235 @@
+package settings
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"porthole/forwarder"
+	"porthole/wire"
+)
+
+// Field names a profile field, for problems shown beside it.
+type Field string
+
+// Fields that validation, secrets and starting report on.
+const (
+	FieldName         Field = "name"
+	FieldRelayAddr    Field = "relay_addr"
+	FieldToken        Field = "token"
+	FieldRelayCA      Field = "relay_ca_file"
+	FieldFingerprint  Field = "relay_fingerprint"
+	FieldType         Field = "type"
+	FieldSubdomain    Field = "subdomain"
+	FieldRemotePort   Field = "remote_port"
+	FieldUpstream     Field = "upstream"
+	FieldUpstreamCA   Field = "upstream_ca_file"
+	FieldBasicAuth    Field = "basic_auth_user"
+	FieldBasicAuthPwd Field = "basic_auth_password"
+	// FieldProfile is the profile as a whole, for a problem no single field
+	// owns.
+	FieldProfile Field = "profile"
+)
+
+// fields lists the fields in the order the form shows them, with their labels.
+var fields = []struct {
+	field Field
+	label string
+}{
+	{FieldName, "Name"},
+	{FieldRelayAddr, "Relay address"},
+	{FieldToken, "Token"},
+	{FieldRelayCA, "Relay CA file"},
+	{FieldFingerprint, "Fingerprint"},
+	{FieldType, "Endpoint"},
+	{FieldSubdomain, "Subdomain"},
+	{FieldRemotePort, "Remote port"},
+	{FieldUpstream, "Upstream"},
+	{FieldUpstreamCA, "Upstream CA"},
+	{FieldBasicAuth, "Basic auth user"},
+	{FieldBasicAuthPwd, "Basic auth password"},
+	{FieldProfile, "Profile"},
+}
+
+// Label is the field's label in the settings form, which messages about it
+// use too.
+func (f Field) Label() string {
+	for _, x := range fields {
+		if x.field == f {
+			return x.label
+		}
+	}
+	return string(f)
+}
+
+// Problems maps fields to what is wrong with them, each a sentence. An
+// empty Problems means the profile is valid.
+type Problems map[Field]string
+
+// Error words the problems in plain words, in the order the form shows
+// the fields, each after its field's label unless it starts with it.
+func (p Problems) Error() string {
+	var parts []string
+	for _, x := range fields {
+		msg, ok := p[x.field]
+		if !ok {
+			continue
+		}
+		if !strings.HasPrefix(strings.ToLower(msg), strings.ToLower(x.label)) {
+			msg = x.label + ": " + msg
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, " ")
+}
+
+// forwarderFields maps the fields of forwarder.Config and forwarder.Tunnel
+// that a profile sets to the profile's fields. reset puts a valid stand-in
+// in the forwarder's field, so that validation can go on to the next
+// problem.
+var forwarderFields = map[string]struct {
+	field Field
+	reset func(*forwarder.Config)
+}{
+	"RelayAddr":        {FieldRelayAddr, func(c *forwarder.Config) { c.RelayAddr = standInRelay.Addr }},
+	"RelayCAFile":      {FieldRelayCA, func(c *forwarder.Config) { c.RelayCAFile = "" }},
+	"RelayFingerprint": {FieldFingerprint, func(c *forwarder.Config) { c.RelayFingerprint, c.RelayCAFile = "", "" }},
+	"Token":            {FieldToken, func(c *forwarder.Config) { c.Token = "" }},
+	"Proto":            {FieldType, func(c *forwarder.Config) { c.Tunnels[0].Proto = wire.ProtoHTTP }},
+	"Upstream":         {FieldUpstream, func(c *forwarder.Config) { c.Tunnels[0].Upstream = "1" }},
+	"Name":             {FieldSubdomain, func(c *forwarder.Config) { c.Tunnels[0].Name = "" }},
+	"RemotePort":       {FieldRemotePort, func(c *forwarder.Config) { c.Tunnels[0].RemotePort = 0 }},
+	"UpstreamCAFile":   {FieldUpstreamCA, func(c *forwarder.Config) { c.Tunnels[0].UpstreamCAFile = "" }},
+	"BasicAuth":        {FieldBasicAuth, func(c *forwarder.Config) { c.Tunnels[0].BasicAuth = "" }},
+	"HostHeader":       {FieldProfile, func(c *forwarder.Config) { c.Tunnels[0].HostHeader = "" }},
+}
+
+// standInRelay and standInSecrets let Validate check a profile with the
+// forwarder's rules before the built-in relay runs and without reading the
+// keyring: whether the secrets are there is checked when the profile starts.
+var (
+	standInRelay   = Endpoint{Addr: "127.0.0.1:1", Fingerprint: strings.Repeat("0", 64)}
+	standInSecrets = Secrets{Token: "stand-in", BasicAuthPassword: "stand-in"}
+)
+
+// Validate checks a profile the way the settings form shows it: each
+// problem at its field. The profile's own rules come first; the rest are
+// the forwarder's, applied by forwarder.Config.Validate to the
+// configuration the profile maps to (so it reads the CA files it names).
+func (p Profile) Validate() Problems {
+	bad := Problems{}
+	if strings.TrimSpace(p.Name) == "" {
+		bad[FieldName] = "Give the profile a name."
+	}
+	if !p.BuiltinRelay && p.RelayAddr == "" {
+		bad[FieldRelayAddr] = "Enter the relay's address as host:port."
+	}
+	switch p.Type {
+	case wire.ProtoHTTP, wire.ProtoTCP, wire.ProtoTLS:
+	default:
+		bad[FieldType] = "Choose HTTP, TCP or TLS."
+		return bad
+	}
+	if p.Type == wire.ProtoTLS && p.Subdomain == "" {
+		bad[FieldSubdomain] = "TLS tunnels need a subdomain: clients reach them by name."
+	}
+	if strings.Contains(p.BasicAuthUser, ":") {
+		bad[FieldBasicAuth] = "The user name cannot contain a colon."
+	}
+	cfg, err := p.Config(standInSecrets, standInRelay)
+	if err != nil {
+		bad.add(err)
+		return bad
+	}
+	// The forwarder reports one problem at a time: put a stand-in in each
+	// field it refuses, and ask again.
+	for range forwarderFields {
+		err := cfg.Validate()
+		var fe *forwarder.FieldError
+		if err == nil || !errors.As(err, &fe) {
+			if err != nil {
+				bad.add(err)
+			}
+			break
+		}
+		m, ok := forwarderFields[fe.Field]
+		if !ok {
+			bad.add(err)
+			break
+		}
+		bad.add(err)
+		m.reset(&cfg)
+	}
+	return bad
+}
+
+// add records err at its field, unless that field has a problem already.
+func (p Problems) add(err error) {
+	for f, msg := range ProblemsOf(err) {
+		if _, ok := p[f]; !ok {
+			p[f] = msg
+		}
+	}
+}
+
+// ProblemsOf places an error from validating or starting a profile at the
+// fields it is about: Problems as they are, a *SecretError at its secret's
+// field, a *forwarder.FieldError at the profile field it maps to. Any other
+// error is about the whole profile (FieldProfile).
+func ProblemsOf(err error) Problems {
+	var (
+		bad Problems
+		se  *SecretError
+		fe  *forwarder.FieldError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &bad):
+		return bad
+	case errors.As(err, &se):
+		return Problems{se.Field(): sentence(se.Error())}
+	case errors.As(err, &fe):
+		field := FieldProfile
+		if m, ok := forwarderFields[fe.Field]; ok {
+			field = m.field
+		}
+		return Problems{field: fieldMessage(fe.Err)}
+	}
+	return Problems{FieldProfile: sentence(err.Error())}
+}
+
+// fieldMessage words a forwarder's refusal for the field it belongs to.
+func fieldMessage(err error) string {
+	var ue *forwarder.UpstreamError
+	var pe *os.PathError
+	switch {
+	case errors.As(err, &ue):
+		return UpstreamMessage(err)
+	case errors.As(err, &pe):
+		return "Cannot read " + pe.Path + ": " + pe.Err.Error() + "."
+	}
+	return sentence(err.Error())
+}
+
+// UpstreamMessage words an error from NormalizedUpstream for the field it
+// belongs to: the reason alone, as a sentence (the field shows the input).
+func UpstreamMessage(err error) string {
+	var ue *forwarder.UpstreamError
+	if errors.As(err, &ue) {
+		return sentence(ue.Reason)
+	}
+	return sentence(err.Error())
+}
+
+// sentence starts s with a capital letter and ends it with a full stop.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, ")") {
+		s += "."
+	}
+	return s
+}
