@@ -44,7 +44,7 @@ func TestBadCAFileIsRefusedAtTheForm(t *testing.T) {
 			if !errors.As(err, &bad) || len(bad) != 1 {
 				t.Fatalf("save = %v, want one problem", err)
 			}
-			if l := a.win.form.errs[c.field]; !l.Visible() || !strings.Contains(l.Text, "no PEM certificates") {
+			if l := a.win.form.errs[c.field]; !l.Visible() || !strings.Contains(l.Text, "holds no PEM certificate") {
 				t.Errorf("%s field shows %v %q", c.field, l.Visible(), l.Text)
 			}
 			if after, _ := os.ReadFile(store.Path); string(after) != string(before) {

@@ -56,7 +56,7 @@ func trayItem(t *testing.T, a *App, name string) *fyne.MenuItem {
 // the window offers Start, and nothing later says otherwise.
 func TestFailedProfileIsShownFailed(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "right"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "right"}}, false
 	srv := tt.StartRelay(t, rc)
 	a, _ := newTestApp(t)
 	changes := rendered(a)

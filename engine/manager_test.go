@@ -113,7 +113,7 @@ func TestManagerStartStopWithBuiltinRelay(t *testing.T) {
 // agrees with what was delivered.
 func TestFailedStatusIsFinal(t *testing.T) {
 	rc := tt.RelayConfig(t)
-	rc.Tokens = []relay.Token{{Secret: "right"}}
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "right"}}, false
 	srv := tt.StartRelay(t, rc)
 	w := make(watch, 100)
 	m := New(Config{Secrets: fakeSecrets{s: settings.Secrets{Token: "wrong"}}, OnChange: w.onChange, Logger: tt.Logger(t)})

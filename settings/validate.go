@@ -2,7 +2,6 @@ package settings
 
 import (
 	"errors"
-	"os"
 	"strings"
 
 	"porthole/forwarder"
@@ -202,12 +201,14 @@ func ProblemsOf(err error) Problems {
 // fieldMessage words a forwarder's refusal for the field it belongs to.
 func fieldMessage(err error) string {
 	var ue *forwarder.UpstreamError
-	var pe *os.PathError
+	var fe *forwarder.FileError
 	switch {
 	case errors.As(err, &ue):
 		return UpstreamMessage(err)
-	case errors.As(err, &pe):
-		return "Cannot read " + pe.Path + ": " + pe.Err.Error() + "."
+	case errors.As(err, &fe) && errors.Is(err, forwarder.ErrNoCertificates):
+		return "The file " + fe.Path + " holds no PEM certificate."
+	case errors.As(err, &fe):
+		return "Cannot read " + fe.Path + ": " + fe.Err.Error() + "."
 	}
 	return sentence(err.Error())
 }
