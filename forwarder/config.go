@@ -39,6 +39,17 @@ type Tunnel struct {
 	TerminateCertFile string // terminate public TLS at the agent (tls)
 	TerminateKeyFile  string
 
+	// Access rules. The relay refuses public clients in CIDRDeny, or
+	// outside CIDRAllow when it is not empty, before they reach the agent
+	// (CIDRs, or single addresses). RateLimit caps each client address's
+	// HTTP requests, counted here since only the agent sees every request
+	// of a connection. ProxyProtocol sends a PROXY v2 header with the
+	// client's address to a tcp or tls upstream.
+	CIDRAllow     []string
+	CIDRDeny      []string
+	RateLimit     RateLimit
+	ProxyProtocol bool
+
 	// NoInspect keeps this tunnel's HTTP exchanges out of Config.Inspect;
 	// they are still counted.
 	NoInspect bool
@@ -99,6 +110,8 @@ type tunnel struct {
 	raw         *rawTunnel
 	tap         *inspect.Tap // nil without Config.Inspect
 	bound       wire.Bound   // the relay's last reply, reused to re-bind the same name or port
+
+	cidrAllow, cidrDeny []string // the access prefixes, normalized for the bind
 }
 
 // Validate checks the configuration without touching the network; it reads
@@ -283,6 +296,9 @@ func prepareTunnel(t Tunnel, c *Config, id uint32) (*tunnel, *FieldError) {
 			return fail("TerminateCertFile", &FileError{What: "terminate certificate", Path: t.TerminateCertFile, Err: err})
 		}
 		tn.terminate = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if fe := prepareAccess(tn); fe != nil {
+		return nil, fe
 	}
 	if c.Inspect != nil {
 		tn.tap = c.Inspect.Tap(tn.Label, inspect.TapOptions{

@@ -257,7 +257,8 @@ func (f *Forwarder) bind(sess *yamux.Session) (*yamux.Stream, error) {
 // bindRequest asks for the tunnel's name or port. After a reconnect it asks
 // for what the tunnel had, so its public address stays put.
 func (t *tunnel) bindRequest() *wire.Bind {
-	bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort}
+	bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort,
+		CIDRAllow: t.cidrAllow, CIDRDeny: t.cidrDeny}
 	if bind.Name == "" {
 		bind.Name = t.bound.Name
 	}
@@ -274,6 +275,9 @@ func (f *Forwarder) bound(t *tunnel, m *wire.Message) error {
 	}
 	if m.Bound == nil || m.Bound.TunnelID != t.id {
 		return fmt.Errorf("bind: unexpected %q message", m.Type)
+	}
+	if err := t.checkRules(m.Bound); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	t.bound = *m.Bound

@@ -68,6 +68,9 @@ func newHTTPTunnel(tn *tunnel, c *Config) *httpTunnel {
 		user, pass, _ := strings.Cut(tn.BasicAuth, ":")
 		handler = basicAuth(user, pass, handler)
 	}
+	if tn.RateLimit != (RateLimit{}) {
+		handler = newRateLimiter(tn.RateLimit, time.Now).limit(handler)
+	}
 	h.handler = h.checkHost(refuseH2CUpgrade(handler))
 	if h.tap != nil {
 		h.handler = h.tap.Handler(h.handler)

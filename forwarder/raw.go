@@ -18,7 +18,7 @@ import (
 type rawTunnel struct {
 	tn      *tunnel
 	log     *slog.Logger
-	dial    func(ctx context.Context) (net.Conn, error)
+	dial    func(ctx context.Context, client string) (net.Conn, error)
 	timeout time.Duration
 }
 
@@ -26,11 +26,35 @@ func newRawTunnel(tn *tunnel, c *Config) *rawTunnel {
 	d := &net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}
 	r := &rawTunnel{tn: tn, log: c.Logger.With("upstream", tn.upstream.String()), timeout: c.DialTimeout}
 	addr := tn.upstream.Addr()
+	var tlsCfg *tls.Config
 	if tn.upstream.Scheme == "tls" {
-		td := &tls.Dialer{NetDialer: d, Config: upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.upstreamCAs, nil)}
-		r.dial = func(ctx context.Context) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
-	} else {
-		r.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		tlsCfg = upstreamTLSConfig(tn.upstream, tn.UpstreamTLSVerify, tn.upstreamCAs, nil)
+	}
+	r.dial = func(ctx context.Context, client string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if deadline, ok := ctx.Deadline(); ok {
+			c.SetDeadline(deadline)
+			defer c.SetDeadline(time.Time{})
+		}
+		// The PROXY header goes first, before any TLS to the upstream.
+		if tn.ProxyProtocol {
+			if err := writeProxyHeader(c, client); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
+		if tlsCfg == nil {
+			return c, nil
+		}
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
 	}
 	return r
 }
@@ -52,7 +76,7 @@ func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader
 		public = tc
 	}
 	ctx, cancel := context.WithTimeout(sctx, r.timeout)
-	up, err := r.dial(ctx)
+	up, err := r.dial(ctx, h.ClientAddr)
 	cancel()
 	if err != nil {
 		r.log.Warn("upstream dial failed", "client", h.ClientAddr, "err", err)

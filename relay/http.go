@@ -169,10 +169,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reason, _ := r.Context().Value(refusedKey{}).(error)
 	switch {
+	case errors.Is(reason, ErrIPDenied):
+		w.Header().Set("Connection", "close")
+		s.writeError(w, s.metrics.tunnelLabel(b), http.StatusForbidden, httperr.IPDenied,
+			"The tunnel "+r.Host+" does not take connections from your address.")
 	case errors.Is(reason, ErrClientLimit):
 		w.Header().Set("Retry-After", retryAfter)
 		w.Header().Set("Connection", "close")
-		httperr.Write(w, http.StatusTooManyRequests, httperr.TooManyConns,
+		s.writeError(w, s.metrics.tunnelLabel(b), http.StatusTooManyRequests, httperr.TooManyConns,
 			"You have too many connections open to "+r.Host+"; close some and retry.")
 	case b != nil && b.proto == wire.ProtoHTTP:
 		s.writeError(w, s.metrics.tunnelLabel(b), http.StatusServiceUnavailable, httperr.TunnelOffline,

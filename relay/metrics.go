@@ -79,8 +79,20 @@ func (s *Server) handshakeFailed(reason string) {
 	s.metrics.handshakes.WithLabelValues(reason).Inc()
 }
 
-// tunnelLabel is a binding's LabelTunnel value, within the cap.
+// Reasons a tunnel's rules refuse a public connection.
+const refusedCIDR = "cidr"
+
+// refusedClient counts a public connection refused by b's access rules.
+func (m *relayMetrics) refusedClient(b *binding, reason string) {
+	m.refused.WithLabelValues(m.tunnelLabel(b), reason).Inc()
+}
+
+// tunnelLabel is a binding's LabelTunnel value, within the cap; "" for
+// none.
 func (m *relayMetrics) tunnelLabel(b *binding) string {
+	if b == nil {
+		return ""
+	}
 	return m.tunnels.Value(bindingLabel(b))
 }
 

@@ -47,6 +47,7 @@ type binding struct {
 	port    int
 	urls    []string
 	clients *clientConns // public connections per client address
+	access  accessRules  // which clients may connect
 
 	listener net.Listener // tcp
 }
@@ -64,6 +65,10 @@ var (
 // and writes its header.
 func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 	s := b.sess
+	if !b.access.allows(client) {
+		s.srv.metrics.refusedClient(b, refusedCIDR)
+		return nil, ErrIPDenied
+	}
 	release, ok := b.clients.acquire(client)
 	if !ok {
 		return nil, ErrClientLimit
@@ -303,7 +308,7 @@ func (sess *session) handle(m *wire.Message) *wire.Message {
 		return errorMessage(we, m.Bind.TunnelID)
 	}
 	sess.log.Info("tunnel bound", "proto", b.proto, "urls", b.urls)
-	return &wire.Message{Type: wire.TypeBound, Bound: &wire.Bound{TunnelID: b.id, Name: b.name, URLs: b.urls}}
+	return &wire.Message{Type: wire.TypeBound, Bound: &wire.Bound{TunnelID: b.id, Name: b.name, URLs: b.urls, Rules: b.access.rules()}}
 }
 
 func (sess *session) bind(req wire.Bind) (*binding, error) {
@@ -317,6 +322,10 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 		}
 	}
 	b := &binding{sess: sess, id: req.TunnelID, proto: req.Proto, owner: sess.owner, clients: newClientConns(s.cfg.ClientConnsPerTunnel)}
+	var err error
+	if b.access, err = parseAccess(req); err != nil {
+		return nil, err
+	}
 	switch req.Proto {
 	case wire.ProtoHTTP:
 		if s.httpLn == nil && s.httpsLn == nil {

@@ -86,13 +86,31 @@ type Bind struct {
 	Proto      Proto  `json:"proto"`
 	Name       string `json:"name,omitempty"`        // subdomain for http and tls; random if empty
 	RemotePort int    `json:"remote_port,omitempty"` // for tcp; any free port if zero
+	// Hostname asks for a full hostname that the agent's token owns (http
+	// and tls), instead of a Name under the relay's domain.
+	Hostname string `json:"hostname,omitempty"`
+	// CIDRAllow and CIDRDeny restrict the public clients the relay lets
+	// through (RuleCIDR): a client in a denied prefix, or outside every
+	// allowed one when there are any, is refused before the agent hears of
+	// it. Prefixes are in netip form ("192.0.2.0/24", "2001:db8::/32").
+	CIDRAllow []string `json:"cidr_allow,omitempty"`
+	CIDRDeny  []string `json:"cidr_deny,omitempty"`
 }
+
+// Access rules a relay may enforce for a tunnel, as listed in Bound.Rules.
+const (
+	RuleCIDR = "cidr" // Bind.CIDRAllow and Bind.CIDRDeny
+)
 
 // Bound is the relay's reply to a Bind.
 type Bound struct {
 	TunnelID uint32   `json:"tunnel_id"`
 	Name     string   `json:"name,omitempty"`
 	URLs     []string `json:"urls,omitempty"`
+	// Rules lists the access rules the relay enforces for the tunnel. An
+	// agent that asked for a rule missing here (a relay that does not know
+	// it) must not serve the tunnel.
+	Rules []string `json:"rules,omitempty"`
 }
 
 // Unbind asks the relay to release one tunnel of the session: its public

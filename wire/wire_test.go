@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -62,7 +63,7 @@ func TestControlMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := ReadMessage(&buf)
-	if err != nil || out.Bind == nil || *out.Bind != *in.Bind {
+	if err != nil || out.Bind == nil || !reflect.DeepEqual(*out.Bind, *in.Bind) {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
 	unbind := &Message{Type: TypeUnbind, Unbind: &Unbind{TunnelID: 9}}

@@ -91,6 +91,10 @@ var agentFlagNames = map[string]string{
 	"HostHeader":        "--host-header",
 	"TerminateCertFile": "--terminate-cert",
 	"TerminateKeyFile":  "--terminate-key",
+	"CIDRAllow":         "--cidr-allow",
+	"CIDRDeny":          "--cidr-deny",
+	"RateLimit":         "--rate-limit",
+	"ProxyProtocol":     "--proxy-protocol",
 }
 
 // agentConfigError words a refused forwarder Config in flags. A file that
@@ -133,8 +137,13 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&t.TerminateCertFile, "terminate-cert", "", "terminate public TLS at the agent with this certificate")
 		fs.StringVar(&t.TerminateKeyFile, "terminate-key", "", "key for --terminate-cert")
 	}
+	var access accessFlags
+	access.register(fs, proto)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := access.apply(&t); err != nil {
 		return err
 	}
 	if len(pos) != 1 {

@@ -25,8 +25,9 @@ const usage = `usage:
                   [--name SUB] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
                   [--web-addr 127.0.0.1:4040|false] [--inspect=false]
-  porthole tcp UPSTREAM  ... [--remote-port N]
-  porthole tls UPSTREAM  ... --name SUB [--terminate-cert F --terminate-key F]
+                  [--cidr-allow CIDR] [--cidr-deny CIDR] [--rate-limit N/m]
+  porthole tcp UPSTREAM  ... [--remote-port N] [--proxy-protocol]
+  porthole tls UPSTREAM  ... --name SUB [--terminate-cert F --terminate-key F] [--proxy-protocol]
   porthole start PROFILE... | --all
 `
 

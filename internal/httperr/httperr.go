@@ -25,6 +25,8 @@ const (
 	UpstreamTimeout     Code = "PH-504-UPSTREAM-TIMEOUT"  // the upstream did not answer in time
 	AuthRequired        Code = "PH-401-AUTH-REQUIRED"     // the tunnel asks for basic auth
 	Misdirected         Code = "PH-421-MISDIRECTED"       // the request names another tunnel than its connection
+	IPDenied            Code = "PH-403-IP-DENIED"         // the tunnel's address rules refuse the client
+	RateLimited         Code = "PH-429-RATE-LIMITED"      // the client sent more requests than the tunnel's rate limit
 	BadRequest          Code = "PH-400-BAD-REQUEST"       // the request head could not be parsed
 	HeadTimeout         Code = "PH-408-HEAD-TIMEOUT"      // the request head did not arrive in time
 	TooManyConns        Code = "PH-429-TOO-MANY-CONNS"    // the client has too many connections open to the tunnel
