@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"porthole/forwarder"
+	"porthole/inspect"
 	tt "porthole/internal/tunneltest"
 	"porthole/wire"
 )
@@ -279,14 +280,35 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 	}))
 	defer up.Close()
 	srv := tt.StartRelay(t, tt.RelayConfig(t))
-	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, httpTunnel(up.URL)))
+	for _, inspected := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inspected=%v", inspected), func(t *testing.T) {
+			cfg := tt.AgentConfig(t, srv, httpTunnel(up.URL))
+			if inspected {
+				cfg.Inspect = inspect.NewStore(inspect.DefaultConfig())
+			}
+			a, st := tt.StartAgent(t, cfg)
+			defer a.Stop()
+			webSocketEcho(t, srv.HTTPAddr(), tt.HostPort(tt.URL(t, st, "http")))
+			if inspected {
+				waitFinished(t, cfg.Inspect)
+				if x := cfg.Inspect.List(0, ""); len(x) != 1 || !x[0].Upgraded || x[0].Status != 101 {
+					t.Errorf("captured: %+v", x)
+				}
+			}
+		})
+	}
+}
 
-	c, err := net.Dial("tcp", srv.HTTPAddr())
+// webSocketEcho upgrades a connection through the relay and checks that
+// bytes come back.
+func webSocketEcho(t *testing.T, relayHTTP, host string) {
+	t.Helper()
+	c, err := net.Dial("tcp", relayHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", tt.HostPort(tt.URL(t, st, "http")))
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", host)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -300,6 +322,7 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping over the tunnel" {
 		t.Fatalf("echo = %q, %v", buf, err)
 	}
+	c.Close()
 }
 
 func TestServerSentEventsAreNotBuffered(t *testing.T) {
@@ -314,17 +337,32 @@ func TestServerSentEventsAreNotBuffered(t *testing.T) {
 	defer up.Close()
 	defer close(release)
 	srv := tt.StartRelay(t, tt.RelayConfig(t))
-	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, httpTunnel(up.URL)))
-	for _, scheme := range []string{"http", "https"} {
-		resp, err := tt.Client(srv).Get(tt.URL(t, st, scheme))
-		if err != nil {
-			t.Fatal(err)
+	store := inspect.NewStore(inspect.DefaultConfig())
+	for _, inspected := range []bool{false, true} {
+		cfg := tt.AgentConfig(t, srv, httpTunnel(up.URL))
+		if inspected {
+			cfg.Inspect = store
 		}
-		line, err := bufio.NewReader(resp.Body).ReadString('\n')
-		if err != nil || line != "data: first\n" {
-			t.Fatalf("%s: first event = %q, %v", scheme, line, err)
+		a, st := tt.StartAgent(t, cfg)
+		for _, scheme := range []string{"http", "https"} {
+			resp, err := tt.Client(srv).Get(tt.URL(t, st, scheme))
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err != nil || line != "data: first\n" {
+				t.Fatalf("inspected=%v %s: first event = %q, %v", inspected, scheme, line, err)
+			}
+			resp.Body.Close()
 		}
-		resp.Body.Close()
+		a.Stop()
+	}
+	// Both streams were listed while they ran; the HTTPS one came over HTTP/2.
+	xs := store.List(0, "")
+	if len(xs) != 2 || xs[0].Request.Proto != "HTTP/2.0" || !xs[0].TLS || xs[1].Request.Proto != "HTTP/1.1" || xs[1].TLS {
+		for _, x := range xs {
+			t.Errorf("captured %s tls=%v", x.Request.Proto, x.TLS)
+		}
 	}
 }
 

@@ -98,6 +98,11 @@ func (t *Tap) Handler(next http.Handler) http.Handler {
 			kept := body.snapshot()
 			done.Request.Body, done.Request.BodySize, done.Request.Truncated = kept.buf, kept.n, kept.truncated
 		}
+		if rec.hijacked && !rec.wrote {
+			// The handler answered on the hijacked connection (as
+			// ReverseProxy does for an upgrade), after setting the headers.
+			rec.wrote, rec.status, rec.header = true, http.StatusSwitchingProtocols, w.Header().Clone()
+		}
 		if rec.wrote {
 			done.Status = rec.status
 			done.Upgraded = rec.status == http.StatusSwitchingProtocols
@@ -142,10 +147,11 @@ func trailers(h, sent http.Header) http.Header {
 // and Hijack.
 type recorder struct {
 	http.ResponseWriter
-	wrote  bool
-	status int
-	header http.Header // as sent with the status
-	body   capBuffer
+	hijacked bool
+	wrote    bool
+	status   int
+	header   http.Header // as sent with the status
+	body     capBuffer
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -173,7 +179,9 @@ func (r *recorder) Flush() {
 
 // Hijack hands over the connection, for protocols switched by upgrade.
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(r.ResponseWriter).Hijack()
+	c, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	r.hijacked = err == nil
+	return c, brw, err
 }
 
 // Unwrap returns the wrapped writer, for http.ResponseController.
