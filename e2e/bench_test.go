@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"porthole/forwarder"
+	"porthole/inspect"
 	tt "porthole/internal/tunneltest"
 	"porthole/wire"
 )
@@ -23,6 +24,13 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 	cfg := tt.AgentConfig(b, srv, httpTunnel(up.URL))
 	cfg.Logger = nil
 	_, st := tt.StartAgent(b, cfg)
+	// The same tunnel with the inspector capturing every exchange.
+	inspected := httpTunnel(up.URL)
+	inspected.Name = "inspected"
+	icfg := tt.AgentConfig(b, srv, inspected)
+	icfg.Logger = nil
+	icfg.Inspect = inspect.NewStore(inspect.DefaultConfig())
+	_, ist := tt.StartAgent(b, icfg)
 	run := func(b *testing.B, url string, client *http.Client) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -42,6 +50,11 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 		c := tt.Client(srv)
 		c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 		run(b, tt.URL(b, st, "http"), c)
+	})
+	b.Run("tunnel, inspected", func(b *testing.B) {
+		c := tt.Client(srv)
+		c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+		run(b, tt.URL(b, ist, "http"), c)
 	})
 }
 

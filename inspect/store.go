@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"fmt"
 	"sync"
 	"time"
 )
@@ -57,10 +56,18 @@ func (s *Store) Used() int64 {
 	return s.used
 }
 
-// newID returns ids that sort in capture order, like ngrok's.
+// newID returns ids that sort in capture order, like ngrok's: the store's
+// start time and a sequence number, 16 hex digits.
 func (s *Store) newID() string {
 	s.seq++
-	return fmt.Sprintf("%08x%08x", uint32(s.epoch), s.seq)
+	var b [16]byte
+	const hex = "0123456789abcdef"
+	v := uint64(uint32(s.epoch))<<32 | s.seq&0xffffffff
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
 }
 
 // add keeps a new exchange (its request seen, its response pending) and
