@@ -296,6 +296,23 @@ func TestAgentAPIFollowsNgrokShapes(t *testing.T) {
 	in.call(t, "GET", "/api/status", "", &raw)
 	golden(t, "status", raw)
 
+	// Prometheus metrics under the relay's names: the request and both replays.
+	resp, err = http.Get(in.api.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`porthole_http_requests_total{status="200",tunnel="command_line"} 3`,
+		`porthole_public_connections_total{protocol="http",tunnel="command_line"} 1`,
+		`porthole_received_bytes_total{tunnel="command_line"}`,
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, prom)
+		}
+	}
+
 	// HAR: one request, or the list.
 	var har struct {
 		Log struct {

@@ -192,28 +192,29 @@ func dropToken(h http.Header, key, token string) {
 }
 
 // streamConn is a relay stream seen as the public client's connection.
-// When counted, it reports its bytes to closed once, when it is closed.
+// When counted, its bytes go to stats as they pass, and closed is called
+// once, when it is closed.
 type streamConn struct {
 	net.Conn
-	hdr     wire.StreamHeader
-	client  net.Addr
-	closed  func(in, out int64)
-	in, out atomic.Int64
-	once    sync.Once
+	hdr    wire.StreamHeader
+	client net.Addr
+	stats  *inspect.Metrics
+	closed func()
+	once   sync.Once
 }
 
 func (c *streamConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if c.closed != nil {
-		c.in.Add(int64(n))
+	if c.stats != nil {
+		c.stats.Received(n)
 	}
 	return n, err
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if c.closed != nil {
-		c.out.Add(int64(n))
+	if c.stats != nil {
+		c.stats.Sent(n)
 	}
 	return n, err
 }
@@ -221,7 +222,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 func (c *streamConn) Close() error {
 	err := c.Conn.Close()
 	if c.closed != nil {
-		c.once.Do(func() { c.closed(c.in.Load(), c.out.Load()) })
+		c.once.Do(c.closed)
 	}
 	return err
 }
@@ -243,7 +244,8 @@ func (c *streamConn) RemoteAddr() net.Addr { return c.client }
 func (h *httpTunnel) wrapConn(st net.Conn, hdr wire.StreamHeader) net.Conn {
 	sc := newStreamConn(st, hdr)
 	if h.tap != nil {
-		sc.closed = h.tap.Metrics().ConnOpened()
+		sc.stats = h.tap.Metrics()
+		sc.closed = sc.stats.ConnOpened()
 	}
 	return sc
 }

@@ -5,9 +5,9 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 
+	"porthole/inspect"
 	"porthole/internal/netutil"
 	"porthole/wire"
 )
@@ -84,10 +84,9 @@ func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader
 		return
 	}
 	if r.tn.tap != nil {
-		c := &countedConn{Conn: public}
-		closed := r.tn.tap.Metrics().ConnOpened()
-		defer func() { closed(c.in.Load(), c.out.Load()) }()
-		public = c
+		stats := r.tn.tap.Metrics()
+		defer stats.ConnOpened()()
+		public = &countedConn{Conn: public, stats: stats}
 	}
 	if err := netutil.Pipe(public, up); err != nil {
 		r.log.Debug("connection ended", "client", h.ClientAddr, "err", err)
@@ -98,18 +97,18 @@ func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader
 // It keeps CloseWrite, which Pipe uses for half-closes.
 type countedConn struct {
 	net.Conn
-	in, out atomic.Int64
+	stats *inspect.Metrics
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.in.Add(int64(n))
+	c.stats.Received(n)
 	return n, err
 }
 
 func (c *countedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.out.Add(int64(n))
+	c.stats.Sent(n)
 	return n, err
 }
 

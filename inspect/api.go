@@ -73,6 +73,7 @@ func NewAPI(store *Store, agent Agent, log *slog.Logger) *API {
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusNotFound, CodeNotFound, "no such resource", nil)
 	})
+	m.Handle("GET /metrics", metricsHandler(agent))
 	m.Handle("/", webHandler())
 	return a
 }
@@ -322,14 +323,14 @@ func exchangeView(x *Exchange, raw bool) exchangeJSON {
 		URI: "/api/requests/http/" + x.ID, ID: x.ID, TunnelName: x.Tunnel, RemoteAddr: ip,
 		Start: x.Start.Format(time.RFC3339Nano), Duration: int64(x.Duration), ReplayOf: x.ReplayOf, Upgraded: x.Upgraded,
 		Request: requestJSON{Method: x.Request.Method, Proto: x.Request.Proto, Headers: withHost(x.Request), URI: x.Request.URI,
-			Trailers: x.Request.Trailer, BodySize: x.Request.BodySize, Truncated: x.Request.Truncated, Raw: []byte{}},
+			Trailers: x.Request.Trailer(), BodySize: x.Request.BodySize, Truncated: x.Request.Truncated, Raw: []byte{}},
 	}
 	if raw {
 		v.Request.Raw = x.RawRequest()
 	}
 	if r := x.Response; r != nil {
 		v.Response = &responseJSON{Status: fmt.Sprintf("%d %s", r.Status, http.StatusText(r.Status)), StatusCode: r.Status,
-			Proto: r.Proto, Headers: r.Header, Trailers: r.Trailer, BodySize: r.BodySize, Truncated: r.Truncated, Raw: []byte{}}
+			Proto: r.Proto, Headers: r.Header(), Trailers: r.Trailer(), BodySize: r.BodySize, Truncated: r.Truncated, Raw: []byte{}}
 		if raw {
 			v.Response.Raw = x.RawResponse()
 		}
@@ -339,10 +340,7 @@ func exchangeView(x *Exchange, raw bool) exchangeJSON {
 
 // withHost returns the request headers with Host, which Go keeps apart.
 func withHost(m Message) http.Header {
-	h := m.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+	h := m.Header()
 	if m.Host != "" {
 		h["Host"] = []string{m.Host}
 	}

@@ -72,12 +72,13 @@ func (t *Tap) Handler(next http.Handler) http.Handler {
 			RemoteAddr: r.RemoteAddr,
 			TLS:        r.TLS != nil || t.opts.PublicTLS != nil && t.opts.PublicTLS(r),
 			Request: Message{
-				Method: r.Method, URI: r.RequestURI, Host: r.Host, Proto: r.Proto,
-				Header: r.Header.Clone(), BodySize: -1,
+				Method: r.Method, URI: r.RequestURI, Host: r.Host, Proto: r.Proto, BodySize: -1,
 			},
 		}
-		if t.opts.MaskAuthorization && x.Request.Header.Get("Authorization") != "" {
-			x.Request.Header.Set("Authorization", maskedAuthorization)
+		if t.opts.MaskAuthorization {
+			x.Request.header = encodeHeader(r.Header, "Authorization", maskedAuthorization)
+		} else {
+			x.Request.header = encodeHeader(r.Header, "", "")
 		}
 		var body *teeBody
 		if r.Body != nil && r.Body != http.NoBody {
@@ -93,7 +94,7 @@ func (t *Tap) Handler(next http.Handler) http.Handler {
 		done := *x
 		done.Duration = time.Since(start)
 		done.Done = true
-		done.Request.Trailer = r.Trailer.Clone()
+		done.Request.trailer = encodeHeader(r.Trailer, "", "")
 		if body != nil {
 			kept := body.snapshot()
 			done.Request.Body, done.Request.BodySize, done.Request.Truncated = kept.buf, kept.n, kept.truncated
@@ -101,14 +102,14 @@ func (t *Tap) Handler(next http.Handler) http.Handler {
 		if rec.hijacked && !rec.wrote {
 			// The handler answered on the hijacked connection (as
 			// ReverseProxy does for an upgrade), after setting the headers.
-			rec.wrote, rec.status, rec.header = true, http.StatusSwitchingProtocols, w.Header().Clone()
+			rec.wrote, rec.status, rec.header = true, http.StatusSwitchingProtocols, encodeHeader(w.Header(), "", "")
 		}
 		if rec.wrote {
 			done.Status = rec.status
 			done.Upgraded = rec.status == http.StatusSwitchingProtocols
 			done.Response = &Message{
-				Proto: r.Proto, Status: rec.status, Header: rec.header,
-				Trailer: trailers(w.Header(), rec.header),
+				Proto: r.Proto, Status: rec.status, header: rec.header,
+				trailer: encodeHeader(trailers(w.Header(), rec.declared), "", ""),
 				Body:    rec.body.buf, BodySize: rec.body.n, Truncated: rec.body.truncated,
 			}
 		}
@@ -119,7 +120,7 @@ func (t *Tap) Handler(next http.Handler) http.Handler {
 
 // trailers collects the response trailers a handler set: those announced in
 // the Trailer header, and those set with http.TrailerPrefix.
-func trailers(h, sent http.Header) http.Header {
+func trailers(h http.Header, declared []string) http.Header {
 	var out http.Header
 	add := func(k string, v []string) {
 		if out == nil {
@@ -127,8 +128,8 @@ func trailers(h, sent http.Header) http.Header {
 		}
 		out[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
-	for _, declared := range sent.Values("Trailer") {
-		for _, k := range strings.Split(declared, ",") {
+	for _, d := range declared {
+		for _, k := range strings.Split(d, ",") {
 			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" && h[k] != nil {
 				add(k, h[k])
 			}
@@ -150,14 +151,16 @@ type recorder struct {
 	hijacked bool
 	wrote    bool
 	status   int
-	header   http.Header // as sent with the status
+	header   []byte   // as sent with the status
+	declared []string // the Trailer header sent with the status
 	body     capBuffer
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.wrote, r.status = true, code
-		r.header = r.ResponseWriter.Header().Clone()
+		h := r.ResponseWriter.Header()
+		r.header, r.declared = encodeHeader(h, "", ""), h["Trailer"]
 	}
 	r.ResponseWriter.WriteHeader(code)
 }

@@ -53,8 +53,8 @@ func TestCaptureKeepsBodiesUpToTheCapAndPassesThemWhole(t *testing.T) {
 	if x.Response == nil || x.Status != 200 || len(x.Response.Body) != 16 || x.Response.BodySize != 40 || !x.Response.Truncated {
 		t.Errorf("response: %+v", x.Response)
 	}
-	if x.Response.Header.Get("Content-Type") != "text/plain" {
-		t.Errorf("response headers: %v", x.Response.Header)
+	if x.Response.Header().Get("Content-Type") != "text/plain" {
+		t.Errorf("response headers: %v", x.Response.Header())
 	}
 }
 
@@ -133,11 +133,11 @@ func TestTrailersAreKept(t *testing.T) {
 	}
 	waitDone(t, s)
 	x := s.List(0, "")[0]
-	if x.Response.Trailer.Get("X-Checksum") != "abc" || x.Response.Trailer.Get("X-Late") != "late" {
-		t.Errorf("response trailers: %v", x.Response.Trailer)
+	if x.Response.Trailer().Get("X-Checksum") != "abc" || x.Response.Trailer().Get("X-Late") != "late" {
+		t.Errorf("response trailers: %v", x.Response.Trailer())
 	}
-	if x.Request.Trailer.Get("X-Req-Sum") != "42" {
-		t.Errorf("request trailers: %v", x.Request.Trailer)
+	if x.Request.Trailer().Get("X-Req-Sum") != "42" {
+		t.Errorf("request trailers: %v", x.Request.Trailer())
 	}
 }
 
@@ -193,13 +193,13 @@ func TestBasicAuthCredentialsAreHidden(t *testing.T) {
 	resp.Body.Close()
 	waitDone(t, s)
 	x := s.List(0, "")[0]
-	for _, b := range [][]byte{x.RawRequest(), []byte(x.Request.Header.Get("Authorization"))} {
+	for _, b := range [][]byte{x.RawRequest(), []byte(x.Request.Header().Get("Authorization"))} {
 		if bytes.Contains(b, []byte("c2VjcmV0")) || bytes.Contains(b, []byte("dXNlcjpzZWNyZXQtcGFzcw")) {
 			t.Errorf("password kept: %s", b)
 		}
 	}
-	if x.Request.Header.Get("Authorization") != maskedAuthorization {
-		t.Errorf("Authorization kept as %q", x.Request.Header.Get("Authorization"))
+	if x.Request.Header().Get("Authorization") != maskedAuthorization {
+		t.Errorf("Authorization kept as %q", x.Request.Header().Get("Authorization"))
 	}
 }
 

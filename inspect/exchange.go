@@ -30,21 +30,70 @@ type Exchange struct {
 	Upgraded bool     // the connection switched protocols (WebSocket); its bytes are not captured
 	Done     bool     // the exchange has finished
 
+	seq  uint64 // the store's sequence number
 	size int64
 }
 
-// Message is one side of an exchange.
+// Message is one side of an exchange. Its headers are kept as one block of
+// "Key: value\r\n" lines: tens of thousands of kept exchanges then cost the
+// garbage collector a few pointers each, not a map of slices each.
 type Message struct {
 	Method    string // requests only
 	URI       string // requests only: the request target, path and query
 	Host      string // requests only
 	Proto     string // "HTTP/1.1", "HTTP/2.0"
 	Status    int    // responses only
-	Header    http.Header
-	Trailer   http.Header
 	Body      []byte // at most the store's BodyCap bytes
 	BodySize  int64  // bytes seen, kept or not
 	Truncated bool   // BodySize > len(Body)
+
+	header, trailer []byte
+}
+
+// Header returns the message's headers (without Host, which Go keeps apart).
+func (m *Message) Header() http.Header { return decodeHeader(m.header) }
+
+// Trailer returns the message's trailers, or nil.
+func (m *Message) Trailer() http.Header {
+	if len(m.trailer) == 0 {
+		return nil
+	}
+	return decodeHeader(m.trailer)
+}
+
+// encodeHeader packs h into one block, with the value of the header named
+// mask (if any) replaced by masked.
+func encodeHeader(h http.Header, mask, masked string) []byte {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, 0, n+len(masked))
+	for k, vs := range h {
+		for _, v := range vs {
+			if k == mask {
+				v = masked
+			}
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	return b
+}
+
+func decodeHeader(b []byte) http.Header {
+	h := http.Header{}
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\r\n"))
+		k, v, _ := bytes.Cut(line, []byte(": "))
+		h[string(k)] = append(h[string(k)], string(v))
+		b = rest
+	}
+	return h
 }
 
 // IsReplay reports whether the exchange was sent from the inspector.
@@ -61,18 +110,7 @@ func (x *Exchange) footprint() int64 {
 }
 
 func (m *Message) footprint() int64 {
-	return int64(len(m.Body)) + headerSize(m.Header) + headerSize(m.Trailer)
-}
-
-func headerSize(h http.Header) int64 {
-	var n int64
-	for k, vs := range h {
-		n += int64(len(k)) + 32
-		for _, v := range vs {
-			n += int64(len(v)) + 16
-		}
-	}
-	return n
+	return int64(len(m.Body)+len(m.header)+len(m.trailer)) + 64
 }
 
 // Raw renders the request as it arrived: request line, headers, body (as
@@ -84,7 +122,7 @@ func (x *Exchange) RawRequest() []byte {
 	if r.Host != "" {
 		fmt.Fprintf(&b, "Host: %s\r\n", r.Host)
 	}
-	r.Header.Write(&b)
+	r.Header().Write(&b)
 	b.WriteString("\r\n")
 	b.Write(r.Body)
 	return b.Bytes()
@@ -99,7 +137,7 @@ func (x *Exchange) RawResponse() []byte {
 	var b bytes.Buffer
 	r := x.Response
 	fmt.Fprintf(&b, "%s %d %s\r\n", r.Proto, r.Status, http.StatusText(r.Status))
-	r.Header.Write(&b)
+	r.Header().Write(&b)
 	b.WriteString("\r\n")
 	b.Write(r.Body)
 	return b.Bytes()
@@ -121,7 +159,7 @@ func (x *Exchange) ReplayRequest(ctx context.Context, c Changes) (*http.Request,
 	if x.Request.Truncated && c.Body == nil {
 		return nil, fmt.Errorf("%w: its body was larger than the capture limit", ErrNotReplayable)
 	}
-	method, uri, header, body := x.Request.Method, x.Request.URI, x.Request.Header.Clone(), x.Request.Body
+	method, uri, header, body := x.Request.Method, x.Request.URI, x.Request.Header(), x.Request.Body
 	if c.Method != "" {
 		method = c.Method
 	}

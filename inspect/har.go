@@ -121,15 +121,16 @@ func harFor(x *Exchange) harEntry {
 	}
 	if x.Request.BodySize > 0 {
 		text, enc := harText(x.Request.Body)
-		e.Request.PostData = &harPostData{MimeType: x.Request.Header.Get("Content-Type"), Text: text, Encoding: enc}
+		e.Request.PostData = &harPostData{MimeType: x.Request.Header().Get("Content-Type"), Text: text, Encoding: enc}
 	}
 	if r := x.Response; r != nil {
 		text, enc := harText(r.Body)
+		h := r.Header()
 		e.Response = harResponse{
 			Status: r.Status, StatusText: http.StatusText(r.Status), HTTPVersion: r.Proto,
-			Cookies: []harNV{}, Headers: harHeaders(r.Header), RedirectURL: r.Header.Get("Location"),
+			Cookies: []harNV{}, Headers: harHeaders(h), RedirectURL: h.Get("Location"),
 			HeadersSize: -1, BodySize: r.BodySize,
-			Content: harContent{Size: r.BodySize, MimeType: orUnknown(r.Header.Get("Content-Type")), Text: text, Encoding: enc},
+			Content: harContent{Size: r.BodySize, MimeType: orUnknown(h.Get("Content-Type")), Text: text, Encoding: enc},
 		}
 		if r.Truncated {
 			e.Response.Content.Comment = "body truncated at the capture limit"

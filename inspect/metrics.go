@@ -1,9 +1,11 @@
 package inspect
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,13 +14,14 @@ import (
 // average rates per second, and duration percentiles in nanoseconds. It
 // also counts bytes in and out and HTTP error responses (5xx).
 type Metrics struct {
+	bytesIn, bytesOut atomic.Int64
+
 	mu       sync.Mutex
 	conns    timer
 	http     timer
 	open     int64
-	bytesIn  int64
-	bytesOut int64
 	errors   int64
+	statuses map[int]int64 // HTTP responses by status code (at most 500 keys)
 	changed  chan struct{} // closed at the next change; nil when nobody waits
 }
 
@@ -43,36 +46,43 @@ func (m *Metrics) notify() {
 
 func newMetrics() *Metrics {
 	now := time.Now()
-	return &Metrics{conns: newTimer(now), http: newTimer(now)}
+	return &Metrics{conns: newTimer(now), http: newTimer(now), statuses: map[int]int64{}}
 }
 
-// ConnOpened counts a new public connection in the gauge. Call the
-// function it returns when the connection ends, with the bytes it carried
-// from and to the public client: then it is counted, with its duration.
-func (m *Metrics) ConnOpened() (closed func(in, out int64)) {
+// ConnOpened counts a new public connection. Call the function it returns
+// once, when the connection ends: its duration goes into the percentiles.
+func (m *Metrics) ConnOpened() (closed func()) {
 	start := time.Now()
 	m.mu.Lock()
+	m.conns.mark(start)
 	m.open++
 	m.notify()
 	m.mu.Unlock()
-	return func(in, out int64) {
-		now := time.Now()
+	return func() {
 		m.mu.Lock()
 		m.open--
-		m.bytesIn += in
-		m.bytesOut += out
-		m.conns.update(now, now.Sub(start))
+		m.conns.observe(time.Since(start))
 		m.notify()
 		m.mu.Unlock()
 	}
 }
 
+// Received counts bytes read from a public client.
+func (m *Metrics) Received(n int) { m.bytesIn.Add(int64(n)) }
+
+// Sent counts bytes written to a public client.
+func (m *Metrics) Sent(n int) { m.bytesOut.Add(int64(n)) }
+
 func (m *Metrics) request(d time.Duration, status int) {
 	now := time.Now()
 	m.mu.Lock()
-	m.http.update(now, d)
+	m.http.mark(now)
+	m.http.observe(d)
 	if status >= 500 {
 		m.errors++
+	}
+	if status >= 100 && status <= 599 {
+		m.statuses[status]++
 	}
 	m.notify()
 	m.mu.Unlock()
@@ -125,9 +135,16 @@ func (m *Metrics) Snapshot() Snapshot {
 	c := m.conns.stats(now)
 	return Snapshot{
 		Conns: ConnStats{Count: c.Count, Gauge: m.open, Rate1: c.Rate1, Rate5: c.Rate5, Rate15: c.Rate15,
-			P50: c.P50, P90: c.P90, P95: c.P95, P99: c.P99, BytesIn: m.bytesIn, BytesOut: m.bytesOut},
+			P50: c.P50, P90: c.P90, P95: c.P95, P99: c.P99, BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load()},
 		HTTP: HTTPStats{TimerStats: m.http.stats(now), Errors: m.errors},
 	}
+}
+
+// Statuses returns the number of HTTP responses by status code.
+func (m *Metrics) Statuses() map[int]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.statuses)
 }
 
 // Open returns the number of open connections.
@@ -190,10 +207,15 @@ func (t *timer) tick(now time.Time) {
 	}
 }
 
-func (t *timer) update(now time.Time, d time.Duration) {
+// mark counts an event.
+func (t *timer) mark(now time.Time) {
 	t.tick(now)
 	t.count++
 	t.pending++
+}
+
+// observe records an event's duration.
+func (t *timer) observe(d time.Duration) {
 	if len(t.window) < windowSize {
 		t.window = append(t.window, d)
 	} else {

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"strconv"
 	"sync"
 	"time"
 )
@@ -26,11 +27,10 @@ type Store struct {
 	cfg Config
 
 	mu    sync.Mutex
-	list  []*Exchange // oldest first; list[head:] are live
+	list  []*Exchange // oldest first, by seq without gaps; list[head:] are live
 	head  int
-	byID  map[string]*Exchange
 	used  int64
-	seq   uint64
+	seq   uint64 // of the newest exchange
 	epoch int64
 	subs  map[*subscriber]struct{}
 }
@@ -43,7 +43,7 @@ func NewStore(cfg Config) *Store {
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultBudget
 	}
-	return &Store{cfg: cfg, byID: map[string]*Exchange{}, subs: map[*subscriber]struct{}{}, epoch: time.Now().Unix()}
+	return &Store{cfg: cfg, subs: map[*subscriber]struct{}{}, epoch: time.Now().Unix()}
 }
 
 // Config returns the store's bounds.
@@ -57,12 +57,11 @@ func (s *Store) Used() int64 {
 }
 
 // newID returns ids that sort in capture order, like ngrok's: the store's
-// start time and a sequence number, 16 hex digits.
-func (s *Store) newID() string {
-	s.seq++
+// start time and the exchange's sequence number, 16 hex digits.
+func (s *Store) newID(seq uint64) string {
 	var b [16]byte
 	const hex = "0123456789abcdef"
-	v := uint64(uint32(s.epoch))<<32 | s.seq&0xffffffff
+	v := uint64(uint32(s.epoch))<<32 | seq&0xffffffff
 	for i := 15; i >= 0; i-- {
 		b[i] = hex[v&0xf]
 		v >>= 4
@@ -70,14 +69,33 @@ func (s *Store) newID() string {
 	return string(b[:])
 }
 
+// index returns the position in s.list of the exchange with the id, or -1;
+// called with s.mu held. Ids map to positions without a map: the live
+// exchanges have consecutive sequence numbers.
+func (s *Store) index(id string) int {
+	if len(id) != 16 || s.head == len(s.list) {
+		return -1
+	}
+	v, err := strconv.ParseUint(id, 16, 64)
+	if err != nil || uint32(v>>32) != uint32(s.epoch) {
+		return -1
+	}
+	first := s.list[s.head].seq & 0xffffffff
+	i := s.head + int(v&0xffffffff-first)
+	if v&0xffffffff < first || i >= len(s.list) || s.list[i].ID != id {
+		return -1
+	}
+	return i
+}
+
 // add keeps a new exchange (its request seen, its response pending) and
 // assigns its id.
 func (s *Store) add(x *Exchange) {
 	s.mu.Lock()
-	x.ID = s.newID()
+	s.seq++
+	x.seq, x.ID = s.seq, s.newID(s.seq)
 	x.size = x.footprint()
 	s.list = append(s.list, x)
-	s.byID[x.ID] = x
 	s.used += x.size
 	s.evict()
 	s.publish(Event{Type: EventRequest, Exchange: x})
@@ -89,20 +107,15 @@ func (s *Store) add(x *Exchange) {
 func (s *Store) replace(old, done *Exchange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.byID[old.ID] != old {
+	i := s.index(old.ID)
+	if i < 0 || s.list[i] != old {
 		return // evicted or cleared meanwhile
 	}
 	done.size = done.footprint()
-	for i := len(s.list) - 1; i >= s.head; i-- {
-		if s.list[i] == old {
-			s.list[i] = done
-			break
-		}
-	}
-	s.byID[done.ID] = done
+	s.list[i] = done
 	s.used += done.size - old.size
 	s.evict()
-	if s.byID[done.ID] == done {
+	if s.index(done.ID) >= 0 {
 		s.publish(Event{Type: EventUpdate, Exchange: done})
 	}
 }
@@ -114,7 +127,6 @@ func (s *Store) evict() {
 		x := s.list[s.head]
 		s.list[s.head] = nil
 		s.head++
-		delete(s.byID, x.ID)
 		s.used -= x.size
 	}
 	// Compact once the dead prefix is the larger part.
@@ -128,7 +140,10 @@ func (s *Store) evict() {
 func (s *Store) Get(id string) *Exchange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.byID[id]
+	if i := s.index(id); i >= 0 {
+		return s.list[i]
+	}
+	return nil
 }
 
 // List returns up to limit exchanges (all when limit <= 0), newest first,
@@ -155,7 +170,6 @@ func (s *Store) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.list, s.head, s.used = nil, 0, 0
-	s.byID = map[string]*Exchange{}
 	s.publish(Event{Type: EventClear})
 }
 

@@ -3,7 +3,6 @@ package inspect
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 
 func exchange(tunnel string, body int) *Exchange {
 	return &Exchange{Tunnel: tunnel, Start: time.Now(), Request: Message{
-		Method: "GET", URI: "/", Proto: "HTTP/1.1", Header: http.Header{"A": {"b"}},
+		Method: "GET", URI: "/", Proto: "HTTP/1.1", header: []byte("A: b\r\n"),
 		Body: make([]byte, body), BodySize: int64(body)}}
 }
 
@@ -101,7 +100,8 @@ func TestMetricsRatesAndPercentiles(t *testing.T) {
 	// 10 events a second for a minute, each lasting i ms.
 	for i := range 600 {
 		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
-		tm.update(now, time.Duration(i%100+1)*time.Millisecond)
+		tm.mark(now)
+		tm.observe(time.Duration(i%100+1) * time.Millisecond)
 	}
 	s := tm.stats(start.Add(60 * time.Second))
 	if s.Count != 600 {
