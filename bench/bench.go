@@ -23,12 +23,14 @@ type bench struct {
 	iperfd              *proc
 	httpAgent, tcpAgent *proc
 	idleAgent           *proc
+	inspectedAgent      *proc // an HTTP agent with its inspector on
 	relayArgs           []string
 	fingerprint         string
 	agentAddr, httpAddr string
 	upHTTP, upEcho      int
 	tcpTarget           int // iperf3 server, or the sink
 	tunnelHTTP          string
+	tunnelInspected     string
 	tunnelTCP           int
 	tunnelIdle          int
 }
@@ -116,10 +118,14 @@ func setup() (*bench, error) {
 		return p, m[1], nil
 	}
 	var url string
-	if b.httpAgent, url, err = agent("http", b.upHTTP, "--name", "bench"); err != nil {
+	if b.httpAgent, url, err = agent("http", b.upHTTP, "--name", "bench", "--web-addr=false"); err != nil {
 		return nil, err
 	}
 	b.tunnelHTTP = url
+	if b.inspectedAgent, url, err = agent("http", b.upHTTP, "--name", "inspected", "--web-addr", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	b.tunnelInspected = url
 	if b.tcpAgent, url, err = agent("tcp", b.tcpTarget); err != nil {
 		return nil, err
 	}
@@ -167,7 +173,7 @@ func (b *bench) tools() string {
 }
 
 func (b *bench) close() {
-	for _, p := range []*proc{b.httpAgent, b.tcpAgent, b.idleAgent, b.relay, b.iperfd, b.upstream} {
+	for _, p := range []*proc{b.httpAgent, b.inspectedAgent, b.tcpAgent, b.idleAgent, b.relay, b.iperfd, b.upstream} {
 		if p != nil {
 			p.stop()
 		}
@@ -252,6 +258,20 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 		}
 		rep.resources(c.name, r1.peakKiB, a1.peakKiB, r1.cpu-r0.cpu, a1.cpu-a0.cpu, tunnelTime)
 	}
+
+	// The inspector's capture, against the same tunnel without it.
+	var plain, inspected []float64
+	for range rounds {
+		for _, c := range []struct {
+			url string
+			to  *[]float64
+		}{{b.tunnelHTTP, &plain}, {b.tunnelInspected, &inspected}} {
+			r, err := retry(func() (httpResult, error) { return httpLoad("http://"+b.httpAddr+"/hello", hostOf(c.url), 50, d) })
+			check(err)
+			*c.to = append(*c.to, r.rps)
+		}
+	}
+	rep.ratio("HTTP /hello, 50 connections: requests/s, inspector on (tunnel) vs off (direct column)", median(plain), median(inspected), perSec, 0.90)
 
 	// Idle connections held through a tunnel.
 	if idle > 0 {
