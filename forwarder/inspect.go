@@ -130,8 +130,8 @@ func APIError(err error) error {
 
 // TunnelFromAPI maps the body of POST /api/tunnels to a Tunnel, with
 // ngrok's field names: addr, proto, name, subdomain, remote_addr, auth
-// (or basic_auth), host_header, inspect, crt and key, and Porthole's
-// upstream options. Its errors wrap inspect.ErrInvalid.
+// (or basic_auth), host_header, inspect, crt and key, ip_restriction, and
+// Porthole's upstream options. Its errors wrap inspect.ErrInvalid.
 func TunnelFromAPI(req inspect.TunnelRequest) (Tunnel, error) {
 	invalid := func(format string, args ...any) (Tunnel, error) {
 		return Tunnel{}, fmt.Errorf("%w: %s", inspect.ErrInvalid, fmt.Sprintf(format, args...))
@@ -152,6 +152,9 @@ func TunnelFromAPI(req inspect.TunnelRequest) (Tunnel, error) {
 		UpstreamTLSVerify: req.UpstreamTLSVerify, UpstreamCAFile: req.UpstreamTLSVerifyCAs,
 		TerminateCertFile: req.Crt, TerminateKeyFile: req.Key,
 		NoInspect: req.Inspect != nil && !*req.Inspect,
+	}
+	if r := req.IPRestriction; r != nil {
+		t.CIDRAllow, t.CIDRDeny = r.AllowCIDRs, r.DenyCIDRs
 	}
 	switch {
 	case req.Auth != "":

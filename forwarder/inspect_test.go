@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 
 	"porthole/inspect"
@@ -28,6 +29,8 @@ func TestTunnelFromAPI(t *testing.T) {
 			Tunnel{Proto: wire.ProtoHTTP, Upstream: "https://localhost:8443", UpstreamHTTP2: true, UpstreamTLSVerify: true, UpstreamCAFile: "ca.pem"}, false},
 		{"tls termination", inspect.TunnelRequest{Addr: "tls://localhost:8443", Proto: "tls", Subdomain: "app", Crt: "c.pem", Key: "k.pem"},
 			Tunnel{Proto: wire.ProtoTLS, Upstream: "tls://localhost:8443", Name: "app", TerminateCertFile: "c.pem", TerminateKeyFile: "k.pem"}, false},
+		{"ip restriction", inspect.TunnelRequest{Addr: "80", IPRestriction: &inspect.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8"}, DenyCIDRs: []string{"10.1.0.0/16"}}},
+			Tunnel{Proto: wire.ProtoHTTP, Upstream: "80", CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}}, false},
 		{"no addr", inspect.TunnelRequest{Proto: "http"}, Tunnel{}, true},
 		{"unknown proto", inspect.TunnelRequest{Addr: "80", Proto: "udp"}, Tunnel{}, true},
 		{"bad upstream protocol", inspect.TunnelRequest{Addr: "80", UpstreamProtocol: "h3"}, Tunnel{}, true},
@@ -42,7 +45,7 @@ func TestTunnelFromAPI(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: got %+v, %v\nwant %+v", c.name, got, err, c.want)
 		}
 	}

@@ -48,10 +48,19 @@ type TunnelRequest struct {
 	Inspect    *bool    `json:"inspect,omitempty"`
 	Crt        string   `json:"crt,omitempty"` // terminate TLS at the agent (tls)
 	Key        string   `json:"key,omitempty"`
+	// IPRestriction admits public clients by address, as ngrok's
+	// ip_restriction does.
+	IPRestriction *IPRestriction `json:"ip_restriction,omitempty"`
 
 	UpstreamProtocol     string `json:"upstream_protocol,omitempty"` // "http1" or "http2"
 	UpstreamTLSVerify    bool   `json:"upstream_tls_verify,omitempty"`
 	UpstreamTLSVerifyCAs string `json:"upstream_tls_verify_cas,omitempty"`
+}
+
+// IPRestriction lists the CIDRs a tunnel admits and refuses.
+type IPRestriction struct {
+	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
+	DenyCIDRs  []string `json:"deny_cidrs,omitempty"`
 }
 
 // Errors an Agent returns, wrapped, so that the API answers with the
