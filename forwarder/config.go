@@ -24,11 +24,15 @@ type Tunnel struct {
 	// Label names the tunnel in the agent API and the inspector; it is
 	// unique within a forwarder. Empty means the subdomain, else the
 	// protocol and a number ("tcp-2").
-	Label      string
-	Proto      wire.Proto
-	Upstream   string // URL, host:port or bare port; see ParseUpstream
-	Name       string // requested subdomain (http, tls); random if empty
-	RemotePort int    // requested public port (tcp); any if zero
+	Label    string
+	Proto    wire.Proto
+	Upstream string // URL, host:port or bare port; see ParseUpstream
+	Name     string // requested subdomain (http, tls); random if empty
+	// Hostname asks for a full hostname instead of a subdomain (http,
+	// tls): one the relay's tokens file gives to this agent's token, with
+	// its DNS pointing at the relay.
+	Hostname   string
+	RemotePort int // requested public port (tcp); any if zero
 
 	UpstreamHTTP2     bool   // speak HTTP/2 to the upstream (h2c prior knowledge, or ALPN over TLS)
 	UpstreamTLSVerify bool   // verify the upstream's certificate
@@ -258,6 +262,17 @@ func prepareTunnel(t Tunnel, c *Config, id uint32) (*tunnel, *FieldError) {
 	if t.Name != "" {
 		if err := wire.ValidName(t.Name); err != nil {
 			return fail("Name", err)
+		}
+	}
+	if t.Hostname != "" {
+		if t.Name != "" {
+			return fail("Hostname", errors.New("give a subdomain or a hostname, not both"))
+		}
+		if t.Proto == wire.ProtoTCP {
+			return fail("Hostname", errors.New("a hostname applies to http and tls tunnels only"))
+		}
+		if err := wire.ValidHostname(t.Hostname); err != nil {
+			return fail("Hostname", err)
 		}
 	}
 	if t.RemotePort < 0 || t.RemotePort > 65535 {

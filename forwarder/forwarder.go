@@ -257,9 +257,9 @@ func (f *Forwarder) bind(sess *yamux.Session) (*yamux.Stream, error) {
 // bindRequest asks for the tunnel's name or port. After a reconnect it asks
 // for what the tunnel had, so its public address stays put.
 func (t *tunnel) bindRequest() *wire.Bind {
-	bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, RemotePort: t.RemotePort,
+	bind := &wire.Bind{TunnelID: t.id, Proto: t.Proto, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort,
 		CIDRAllow: t.cidrAllow, CIDRDeny: t.cidrDeny}
-	if bind.Name == "" {
+	if bind.Name == "" && bind.Hostname == "" {
 		bind.Name = t.bound.Name
 	}
 	if bind.RemotePort == 0 && t.Proto == wire.ProtoTCP {

@@ -186,5 +186,8 @@ func defaultLabel(t *tunnel) string {
 	if t.Name != "" {
 		return t.Name
 	}
+	if t.Hostname != "" {
+		return t.Hostname
+	}
 	return fmt.Sprintf("%s-%d", t.Proto, t.id)
 }

@@ -110,7 +110,7 @@ type Config struct {
 // Token is an accepted agent token and the names reserved for it.
 type Token struct {
 	Secret string
-	Names  []string // names only this token may bind
+	Names  []string // names only this token may bind: labels under the domain, or full hostnames
 }
 
 // DefaultConfig returns the defaults of the command line. It has no tokens:
@@ -227,7 +227,7 @@ func (c *Config) validate() error {
 // validateAuth checks the tokens, and that a relay without them listens on
 // loopback only.
 func (c *Config) validateAuth() error {
-	if err := validateTokens(c.Tokens); err != nil {
+	if err := validateTokens(c.Tokens, c.Domain); err != nil {
 		return err
 	}
 	switch {

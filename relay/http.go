@@ -195,15 +195,20 @@ func (s *Server) writeError(w http.ResponseWriter, tunnel string, status int, co
 	httperr.Write(w, status, code, detail)
 }
 
-// nameFromHost returns the tunnel name of NAME.DOMAIN[:port].
+// nameFromHost returns the registry key of a Host or SNI value: the
+// tunnel name of NAME.DOMAIN[:port], or the whole hostname of any other
+// host, which a token may own (see hostnames.go).
 func (s *Server) nameFromHost(host string) (string, bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	name, ok := strings.CutSuffix(host, "."+s.cfg.Domain)
-	if !ok || name == "" || strings.Contains(name, ".") {
-		return "", false
+	switch {
+	case ok && name != "" && !strings.Contains(name, "."):
+		return name, true
+	case !ok && wire.ValidHostname(host) == nil:
+		return host, true
 	}
-	return name, true
+	return "", false
 }

@@ -54,6 +54,14 @@ func (r *registry) setStatic(static map[string]identity) {
 	r.mu.Unlock()
 }
 
+// reservedFor reports whether the tokens file gives name to who.
+func (r *registry) reservedFor(name string, who identity) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	owner, ok := r.static[name]
+	return ok && owner == who
+}
+
 // lookup returns the live binding for a name, and whether the name is
 // reserved for a disconnected agent (an offline tunnel).
 func (r *registry) lookup(name string) (b *binding, offline bool) {

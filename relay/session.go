@@ -316,13 +316,11 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 	if err := sess.admitBind(req); err != nil {
 		return nil, err
 	}
-	if req.Name != "" {
-		if err := wire.ValidName(req.Name); err != nil {
-			return nil, err
-		}
+	name, err := s.requestedName(req, sess.owner)
+	if err != nil {
+		return nil, err
 	}
 	b := &binding{sess: sess, id: req.TunnelID, proto: req.Proto, owner: sess.owner, clients: newClientConns(s.cfg.ClientConnsPerTunnel)}
-	var err error
 	if b.access, err = parseAccess(req); err != nil {
 		return nil, err
 	}
@@ -331,25 +329,25 @@ func (sess *session) bind(req wire.Bind) (*binding, error) {
 		if s.httpLn == nil && s.httpsLn == nil {
 			return nil, wire.Errorf(wire.CodeUnsupported, "this relay serves no HTTP")
 		}
-		if err := s.reg.claimName(req.Name, b); err != nil {
+		if err := s.reg.claimName(name, b); err != nil {
 			return nil, err
 		}
 		if s.httpLn != nil {
-			b.urls = append(b.urls, publicURL("http", b.name+"."+s.cfg.Domain, s.httpLn.Addr(), 80))
+			b.urls = append(b.urls, publicURL("http", s.hostOf(b.name), s.httpLn.Addr(), 80))
 		}
 		if s.httpsLn != nil {
-			b.urls = append(b.urls, publicURL("https", b.name+"."+s.cfg.Domain, s.httpsLn.Addr(), 443))
+			b.urls = append(b.urls, publicURL("https", s.hostOf(b.name), s.httpsLn.Addr(), 443))
 		}
 	case wire.ProtoTLS:
 		if s.httpsLn == nil {
 			return nil, wire.Errorf(wire.CodeUnsupported, "this relay has no HTTPS listener for TLS tunnels")
 		}
-		if err := s.reg.claimName(req.Name, b); err != nil {
+		if err := s.reg.claimName(name, b); err != nil {
 			return nil, err
 		}
-		b.urls = []string{publicURL("tls", b.name+"."+s.cfg.Domain, s.httpsLn.Addr(), -1)}
+		b.urls = []string{publicURL("tls", s.hostOf(b.name), s.httpsLn.Addr(), -1)}
 	case wire.ProtoTCP:
-		if req.Name != "" {
+		if name != "" {
 			return nil, wire.Errorf(wire.CodeBadRequest, "tcp tunnels take a port, not a name")
 		}
 		ln, err := s.reg.claimPort(s.tcpHost, req.RemotePort, s.cfg.TCPPorts, b)

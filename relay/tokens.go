@@ -106,7 +106,7 @@ func (s *Server) ReloadTokens(tokens []Token) (ReloadResult, error) {
 	if len(tokens) == 0 {
 		return ReloadResult{}, &ConfigError{Field: "Tokens", Err: ErrNoTokens}
 	}
-	if err := validateTokens(tokens); err != nil {
+	if err := validateTokens(tokens, s.cfg.Domain); err != nil {
 		return ReloadResult{}, err
 	}
 	removed, added, static := s.tokens.replace(tokens)
@@ -127,7 +127,7 @@ func (s *Server) ReloadTokens(tokens []Token) (ReloadResult, error) {
 
 // validateTokens checks each token and its reserved names. Errors never
 // include a token.
-func validateTokens(tokens []Token) error {
+func validateTokens(tokens []Token, domain string) error {
 	for i, t := range tokens {
 		if t.Secret == "" {
 			return fieldErr("Tokens", "token %d is empty", i+1)
@@ -136,7 +136,7 @@ func validateTokens(tokens []Token) error {
 			return fieldErr("Tokens", "token %d is longer than %d bytes", i+1, wire.MaxToken)
 		}
 		for _, n := range t.Names {
-			if err := wire.ValidName(n); err != nil {
+			if err := checkReservedName(n, domain); err != nil {
 				return &ConfigError{Field: "Tokens", Err: fmt.Errorf("token %d: %w", i+1, err)}
 			}
 		}

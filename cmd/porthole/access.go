@@ -8,14 +8,19 @@ import (
 	"porthole/wire"
 )
 
-// accessFlags are an agent's access rules for its tunnel.
+// accessFlags are an agent's access rules for its tunnel, and its custom
+// hostname.
 type accessFlags struct {
 	allow, deny listFlag
 	rateLimit   string
 	proxy       bool
+	url         string
 }
 
 func (a *accessFlags) register(fs *flag.FlagSet, proto wire.Proto) {
+	if proto != wire.ProtoTCP {
+		fs.StringVar(&a.url, "url", "", "a full hostname this agent's token owns at the relay, instead of --name")
+	}
 	fs.Var(&a.allow, "cidr-allow", "let only clients in this CIDR through, at the relay (repeat or comma-separate)")
 	fs.Var(&a.deny, "cidr-deny", "refuse clients in this CIDR, at the relay (repeat or comma-separate)")
 	if proto == wire.ProtoHTTP {
@@ -27,6 +32,12 @@ func (a *accessFlags) register(fs *flag.FlagSet, proto wire.Proto) {
 
 func (a *accessFlags) apply(t *forwarder.Tunnel) error {
 	t.CIDRAllow, t.CIDRDeny, t.ProxyProtocol = a.allow, a.deny, a.proxy
+	// --url takes a hostname, or a URL for it ("https://app.example.com").
+	host := a.url
+	if _, rest, ok := strings.Cut(host, "://"); ok {
+		host = rest
+	}
+	t.Hostname = strings.ToLower(strings.TrimSuffix(host, "/"))
 	if a.rateLimit != "" {
 		rl, err := forwarder.ParseRateLimit(a.rateLimit)
 		if err != nil {

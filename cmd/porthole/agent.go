@@ -91,6 +91,7 @@ var agentFlagNames = map[string]string{
 	"HostHeader":        "--host-header",
 	"TerminateCertFile": "--terminate-cert",
 	"TerminateKeyFile":  "--terminate-key",
+	"Hostname":          "--url",
 	"CIDRAllow":         "--cidr-allow",
 	"CIDRDeny":          "--cidr-deny",
 	"RateLimit":         "--rate-limit",
@@ -157,8 +158,8 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 	default:
 		return usagef("bad --upstream-protocol %q (want http1 or http2)", upstreamProtocol)
 	}
-	if proto == wire.ProtoTLS && t.Name == "" {
-		return usagef("--name is required for tls tunnels")
+	if proto == wire.ProtoTLS && t.Name == "" && t.Hostname == "" {
+		return usagef("--name (or --url) is required for tls tunnels")
 	}
 	cfg := forwarder.DefaultConfig()
 	if err := af.apply(&cfg); err != nil {

@@ -22,12 +22,12 @@ const usage = `usage:
                   [--tls-cert F --tls-key F | --acme-email E [--acme-ca URL]] [--state-dir DIR]
                   [--admin 127.0.0.1:9090] [limits: porthole relay -h]
   porthole http UPSTREAM --relay HOST:PORT [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
-                  [--name SUB] [--upstream-protocol http1|http2] [--upstream-tls-verify]
+                  [--name SUB | --url HOST] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
                   [--web-addr 127.0.0.1:4040|false] [--inspect=false]
                   [--cidr-allow CIDR] [--cidr-deny CIDR] [--rate-limit N/m]
   porthole tcp UPSTREAM  ... [--remote-port N] [--proxy-protocol]
-  porthole tls UPSTREAM  ... --name SUB [--terminate-cert F --terminate-key F] [--proxy-protocol]
+  porthole tls UPSTREAM  ... (--name SUB | --url HOST) [--terminate-cert F --terminate-key F] [--proxy-protocol]
   porthole start PROFILE... | --all
 `
 
