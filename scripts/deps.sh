@@ -15,8 +15,15 @@ bench) want=("${bench[@]}") ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
+# A package whose command is already on PATH (from another source, such as
+# Node.js from its own repository, which bundles npm) is not installed again.
+declare -A provides=([nodejs]=node [npm]=npm [chromium]=chromium)
 missing=()
 for p in "${want[@]}"; do
+	cmd=${provides[$p]:-}
+	if [ -n "$cmd" ] && command -v "$cmd" >/dev/null; then
+		continue
+	fi
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
