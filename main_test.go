@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"porthole/internal/desktoptest"
 	tt "porthole/internal/tunneltest"
@@ -105,13 +106,23 @@ func TestDesktopApp(t *testing.T) {
 	p := settings.Example()
 	p.Name, p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = "web", false, srv.AgentAddr(), srv.Fingerprint()
 	p.Subdomain, p.Upstream, p.HasToken = "web", up.URL, true
+	// The same service behind basic auth, whose password is not in the
+	// keyring (as after restoring the profiles without their keyring).
+	private := p
+	private.ID, private.Name, private.Subdomain, private.BasicAuthUser = settings.NewID(), "private", "private", "alice"
+	// A long name in a script of three-byte characters, on an invalid
+	// subdomain: its error label is long and cut.
+	wide := settings.Example()
+	wide.Name, wide.Subdomain = strings.Repeat("日本語", 20), "ünïcödé"
 	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
-	if err := store.Save(settings.Data{Profiles: []settings.Profile{p}}); err != nil {
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{p, private, wide}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus)
-	if err := settings.NewKeyring().Set(p.ID, settings.SecretToken, "desktop-token"); err != nil {
-		t.Fatalf("store the token in gnome-keyring: %v", err)
+	for _, id := range []string{p.ID, private.ID} {
+		if err := settings.NewKeyring().Set(id, settings.SecretToken, "desktop-token"); err != nil {
+			t.Fatalf("store the token in gnome-keyring: %v", err)
+		}
 	}
 
 	env := append(os.Environ(),
@@ -172,6 +183,36 @@ func TestDesktopApp(t *testing.T) {
 		it, ok := desktoptest.Find(m, "web — stopped")
 		return ok && !it.Checked
 	})
+
+	// The profile whose password is missing refuses to start, says why,
+	// unchecked, and the service is never served without credentials.
+	locked, _ := desktoptest.Find(menu, "private — ")
+	host.Click(t, item, locked.ID)
+	menu = host.WaitMenu(t, item, "the private profile failed", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "private — error: the basic-auth password is not in the keyring")
+		return ok && !it.Checked
+	})
+	resp, err = tt.Client(srv).Get(strings.Replace(url, "//web.", "//private.", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("the private service was served without credentials")
+	}
+
+	// The long name and its error reach the tray cut, and valid UTF-8.
+	w, _ := desktoptest.Find(menu, strings.Repeat("日本語", 3))
+	host.Click(t, item, w.ID)
+	menu = host.WaitMenu(t, item, "the wide profile failed", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, strings.Repeat("日本語", 3))
+		return ok && strings.Contains(it.Label, "— error: Subdomain: ") && !it.Checked
+	})
+	for _, it := range menu {
+		if !utf8.ValidString(it.Label) || utf8.RuneCountInString(it.Label) > 140 {
+			t.Errorf("tray label %q", it.Label)
+		}
+	}
 
 	// Start at login writes the XDG autostart entry; unchecking removes it.
 	// (Every change rebuilds the menu, so item IDs come from the latest read.)

@@ -52,6 +52,21 @@ func TestRealKeyring(t *testing.T) {
 	if _, err := k.Get(p.ID, SecretToken); !errors.Is(err, ErrNoSecret) {
 		t.Errorf("get after delete: %v", err)
 	}
+	// A secret the profile says it has and the keyring lacks fails the
+	// load, never reads as empty.
+	_, err = k.Load(p)
+	var se *SecretError
+	if !errors.As(err, &se) || se.Kind != SecretToken || !errors.Is(err, ErrNoSecret) {
+		t.Errorf("load without the token: %v", err)
+	}
+	p.HasToken = false
+	if s, err := k.Load(p); err != nil || s.BasicAuthPassword != "pw" {
+		t.Errorf("load of a profile without a token: %+v, %v", s, err)
+	}
+	k.Delete(p.ID, SecretBasicAuth)
+	if _, err := k.Load(p); !errors.As(err, &se) || se.Kind != SecretBasicAuth {
+		t.Errorf("load without the basic-auth password: %v", err)
+	}
 }
 
 // TestKeyringUnavailable has a session bus but no Secret Service on it.
