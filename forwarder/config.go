@@ -89,6 +89,12 @@ type Config struct {
 	DialTimeout       time.Duration // for the relay and for upstreams
 	ResponseTimeout   time.Duration // upstream response header timeout, then 504
 	DrainTimeout      time.Duration // how long Run waits for in-flight work on stop
+
+	// StreamWindow is the receive window the agent grants the relay on
+	// each stream, in bytes: how much of an upload may be on its way to the
+	// upstream before the upstream has taken it. One stream moves at most
+	// a window per round trip to the relay (see wire.DefaultUploadWindow).
+	StreamWindow int64
 }
 
 // DefaultConfig returns a Config with the default limits and no tunnels.
@@ -100,6 +106,7 @@ func DefaultConfig() Config {
 		DialTimeout:       10 * time.Second,
 		ResponseTimeout:   60 * time.Second,
 		DrainTimeout:      10 * time.Second,
+		StreamWindow:      wire.DefaultUploadWindow,
 	}
 }
 
@@ -198,6 +205,9 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	}
 	if err := c.checkTimeouts(); err != nil {
 		return nil, nil, err
+	}
+	if err := wire.CheckStreamWindow(c.StreamWindow); err != nil {
+		return nil, nil, configError("StreamWindow", err)
 	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {

@@ -190,7 +190,7 @@ func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream,
 		conn.Close()
 		return nil, nil, nil, err
 	}
-	sess, err := yamux.Client(conn, yamuxConfig(f.cfg.KeepAliveInterval, f.log))
+	sess, err := yamux.Client(conn, wire.YamuxConfig(f.cfg.KeepAliveInterval, f.cfg.StreamWindow, slog.NewLogLogger(f.log.Handler(), slog.LevelDebug)))
 	if err != nil {
 		conn.Close()
 		return nil, nil, nil, err
@@ -298,9 +298,4 @@ func boundPort(b wire.Bound) int {
 		}
 	}
 	return 0
-}
-
-// yamuxConfig is shared by both ends of a session.
-func yamuxConfig(keepAlive time.Duration, log *slog.Logger) *yamux.Config {
-	return wire.YamuxConfig(keepAlive, slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 }

@@ -202,7 +202,7 @@ func (sess *session) count(st *yamux.Stream) *countedStream {
 			ts.closeIdle()
 		}
 	}
-	return &countedStream{Stream: st, ys: sess.ys, open: &sess.open}
+	return &countedStream{Stream: wire.NewStream(st), ys: sess.ys, open: &sess.open}
 }
 
 // underPressure reports whether the relay's stream cap is near.
@@ -212,7 +212,7 @@ func (sess *session) underPressure() bool {
 
 // countedStream is a relay stream that the session counts until it is closed.
 type countedStream struct {
-	*yamux.Stream
+	*wire.Stream
 	ys   *yamux.Session
 	open *atomic.Int64
 	once sync.Once

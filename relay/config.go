@@ -105,6 +105,14 @@ type Config struct {
 	// (IPv4 address or IPv6 /64) may have open to one tunnel. Beyond it,
 	// HTTP clients get 429 and TCP and TLS connections are closed.
 	ClientConnsPerTunnel int
+
+	// StreamWindow is the receive window the relay grants the agent on
+	// each stream, in bytes: how much of a download may be on its way to a
+	// public client before that client has taken it. One stream moves at
+	// most a window per round trip to the agent, and a public client that
+	// stops reading holds up to a window in the relay (see
+	// wire.DefaultDownloadWindow).
+	StreamWindow int64
 }
 
 // Token is an accepted agent token and the names reserved for it.
@@ -134,6 +142,7 @@ func DefaultConfig() Config {
 		ControlRate:          20,
 		ClientConnsPerTunnel: 500,
 		MetricsTunnelLabels:  metrics.DefaultTunnelLabels,
+		StreamWindow:         wire.DefaultDownloadWindow,
 	}
 }
 
@@ -217,6 +226,9 @@ func (c *Config) validate() error {
 	}
 	if !(c.ControlRate > 0) {
 		return fieldErr("ControlRate", "%v: must be positive", c.ControlRate)
+	}
+	if err := wire.CheckStreamWindow(c.StreamWindow); err != nil {
+		return &ConfigError{Field: "StreamWindow", Err: err}
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.Domain

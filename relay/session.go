@@ -95,12 +95,12 @@ func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 		done()
 		return nil, err
 	}
-	return &slotStream{Stream: st, ys: s.ys, done: done}, nil
+	return &slotStream{Stream: wire.NewStream(st), ys: s.ys, done: done}, nil
 }
 
 // slotStream gives its session slot and client count back when closed.
 type slotStream struct {
-	*yamux.Stream
+	*wire.Stream
 	ys   *yamux.Session
 	done func()
 	once sync.Once
@@ -156,7 +156,7 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	}
 	// Only now does yamux start; until the agent opens its control stream
 	// the session holds at most one stream (AcceptBacklog 1).
-	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
+	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, s.cfg.StreamWindow, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
 	ycfg.AcceptBacklog = 1
 	if sess.ys, err = yamux.Server(conn, ycfg); err != nil {
 		conn.Close()

@@ -15,6 +15,7 @@ import (
 
 	"porthole/forwarder"
 	"porthole/inspect"
+	"porthole/internal/bytesize"
 	"porthole/wire"
 )
 
@@ -23,6 +24,7 @@ type agentFlags struct {
 	relay, token, tokenFile, relayCA, relayFP, logLevel string
 	webAddr                                             string
 	inspect                                             bool
+	window                                              int64
 }
 
 func (a *agentFlags) register(fs *flag.FlagSet) {
@@ -34,6 +36,9 @@ func (a *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&a.webAddr, "web-addr", inspect.DefaultAddr, `inspector and agent API address ("false" turns them off)`)
 	fs.BoolVar(&a.inspect, "inspect", true, "keep HTTP requests for the inspector (false: only count them)")
+	a.window = forwarder.DefaultConfig().StreamWindow
+	fs.Var(bytesize.Value{N: &a.window}, "stream-window",
+		"receive window per stream for uploads, a `SIZE` from 256KiB to 1GiB: one upload moves at most this much per round trip to the relay")
 }
 
 func (a *agentFlags) apply(cfg *forwarder.Config) error {
@@ -44,6 +49,7 @@ func (a *agentFlags) apply(cfg *forwarder.Config) error {
 		return usagef("--relay-ca and --relay-fingerprint are mutually exclusive")
 	}
 	cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = a.relay, a.relayCA, a.relayFP
+	cfg.StreamWindow = a.window
 	switch {
 	case a.token != "" && a.tokenFile != "":
 		return usagef("--token and --token-file are mutually exclusive")
@@ -96,6 +102,7 @@ var agentFlagNames = map[string]string{
 	"CIDRDeny":          "--cidr-deny",
 	"RateLimit":         "--rate-limit",
 	"ProxyProtocol":     "--proxy-protocol",
+	"StreamWindow":      "--stream-window",
 }
 
 // agentConfigError words a refused forwarder Config in flags. A file that

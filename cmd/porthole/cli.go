@@ -25,7 +25,7 @@ const usage = `usage:
                   [--name SUB | --url HOST] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
                   [--web-addr 127.0.0.1:4040|false] [--inspect=false]
-                  [--cidr-allow CIDR] [--cidr-deny CIDR] [--rate-limit N/m]
+                  [--cidr-allow CIDR] [--cidr-deny CIDR] [--rate-limit N/m] [--stream-window SIZE]
   porthole tcp UPSTREAM  ... [--remote-port N] [--proxy-protocol]
   porthole tls UPSTREAM  ... (--name SUB | --url HOST) [--terminate-cert F --terminate-key F] [--proxy-protocol]
   porthole start PROFILE... | --all

@@ -202,6 +202,10 @@ func TestBadUsageExits2WithOneLine(t *testing.T) {
 		{[]string{"relay", "--token", "a", "--tls-cert", "c.pem"}, "--tls-key"},
 		{[]string{"http", "8000", "--name", "Bad_Name"}, "--name"},
 		{[]string{"http", "8000", "--web-addr", "4040"}, "--web-addr"},
+		{[]string{"relay", "--token", "a", "--stream-window", "1KiB"}, "--stream-window"},
+		{[]string{"relay", "--token", "a", "--stream-window", "2GiB"}, "stream window 2GiB"},
+		{[]string{"http", "8000", "--stream-window", "100KiB"}, "--stream-window"},
+		{[]string{"http", "8000", "--stream-window", "lots"}, `"lots"`},
 		{[]string{"frobnicate"}, "frobnicate"},
 	} {
 		args := c.args

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"porthole/internal/bytesize"
 	"porthole/relay"
 	"porthole/settings"
 )
@@ -40,6 +41,7 @@ var relayFlags = map[string]string{
 	"MaxTCPPorts":          "--max-tcp-ports",
 	"ControlRate":          "--control-rate",
 	"ClientConnsPerTunnel": "--max-client-conns",
+	"StreamWindow":         "--stream-window",
 }
 
 func runRelay(args []string, stdout, stderr io.Writer) error {
@@ -74,6 +76,8 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxTCPPorts, "max-tcp-ports", def.MaxTCPPorts, "TCP ports one agent session may hold")
 	fs.Float64Var(&cfg.ControlRate, "control-rate", def.ControlRate, "control messages per second from one agent")
 	fs.IntVar(&cfg.ClientConnsPerTunnel, "max-client-conns", def.ClientConnsPerTunnel, "connections one client address may have open to one tunnel")
+	fs.Var(bytesize.Value{N: &cfg.StreamWindow}, "stream-window",
+		"receive window per stream for downloads, a `SIZE` from 256KiB to 1GiB: one download moves at most this much per round trip to the agent, and a public client that stops reading holds up to this much in the relay")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
