@@ -71,7 +71,7 @@ func newHTTPTunnel(tn *tunnel, c *Config) *httpTunnel {
 	if tn.RateLimit != (RateLimit{}) {
 		handler = newRateLimiter(tn.RateLimit, time.Now).limit(handler)
 	}
-	h.handler = h.checkHost(refuseH2CUpgrade(handler))
+	h.handler = abandonWhenGone(h.checkHost(refuseH2CUpgrade(handler)))
 	if h.tap != nil {
 		h.handler = h.tap.Handler(h.handler)
 		// A replay comes from the inspector, not the public side: it skips the
@@ -118,6 +118,23 @@ func (h *httpTunnel) checkHost(next http.Handler) http.Handler {
 			httperr.Write(w, http.StatusMisdirectedRequest, httperr.Misdirected,
 				"This connection belongs to another tunnel; open a new one for "+r.Host+".")
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// abandonWhenGone makes a handler that is writing an HTTP/1 response to a
+// public client who has gone give up at once. The relay ends the stream
+// when the client's connection ends or stalls, which cancels the request's
+// context; but a handler blocked writing to the stream would wait for a
+// window that never comes, holding the stream (and, in the relay, its
+// buffer) until yamux gives up on it a minute later. An HTTP/2 request's
+// writes end with its context on their own.
+func abandonWhenGone(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sc, ok := r.Context().Value(connKey{}).(*streamConn); ok && r.ProtoMajor == 1 {
+			stop := context.AfterFunc(r.Context(), func() { sc.SetWriteDeadline(time.Unix(1, 0)) })
+			defer stop()
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -252,6 +269,9 @@ func (h *httpTunnel) wrapConn(st net.Conn, hdr wire.StreamHeader) net.Conn {
 
 type tlsKey struct{}
 
+// connKey holds the request's *streamConn in its context.
+type connKey struct{}
+
 func publicTLS(ctx context.Context) bool { v, _ := ctx.Value(tlsKey{}).(bool); return v }
 
 // tunnelServer serves one tunnel's streams of one session. It counts its
@@ -299,10 +319,14 @@ func (h *httpTunnel) newServer(sess *session) *tunnelServer {
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		ConnState:         ts.connState,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if sc, ok := c.(*streamConn); ok && sc.hdr.Flags&wire.FlagTLS != 0 {
-				return context.WithValue(ctx, tlsKey{}, true)
+			sc, ok := c.(*streamConn)
+			if !ok {
+				return ctx
 			}
-			return ctx
+			if sc.hdr.Flags&wire.FlagTLS != 0 {
+				ctx = context.WithValue(ctx, tlsKey{}, true)
+			}
+			return context.WithValue(ctx, connKey{}, sc)
 		},
 	}
 	ts.running.Add(1)

@@ -113,6 +113,11 @@ type Config struct {
 	// stops reading holds up to a window in the relay (see
 	// wire.DefaultDownloadWindow).
 	StreamWindow int64
+	// StallTimeout closes a public connection that accepts no bytes for
+	// this long while the relay has bytes for it, and frees what it held.
+	// A client that keeps reading, however slowly, is not stalled (see
+	// netutil.StallConn for how its progress is seen). Zero disables it.
+	StallTimeout time.Duration
 }
 
 // Token is an accepted agent token and the names reserved for it.
@@ -143,6 +148,7 @@ func DefaultConfig() Config {
 		ClientConnsPerTunnel: 500,
 		MetricsTunnelLabels:  metrics.DefaultTunnelLabels,
 		StreamWindow:         wire.DefaultDownloadWindow,
+		StallTimeout:         60 * time.Second,
 	}
 }
 
@@ -203,6 +209,7 @@ func (c *Config) validate() error {
 		{"ReadHeaderTimeout", c.ReadHeaderTimeout, false},
 		{"ShutdownGrace", c.ShutdownGrace, true},
 		{"HandshakeTimeout", c.HandshakeTimeout, false},
+		{"StallTimeout", c.StallTimeout, true},
 	} {
 		if d.v < 0 || d.v == 0 && !d.zero {
 			return fieldErr(d.field, "%v: must be positive", d.v)

@@ -245,8 +245,12 @@ func (s *Server) removeSession(sess *session) {
 }
 
 // handlePublic runs serve for a public connection, counted and tracked so
-// that Shutdown can wait for it and, after the grace period, close it.
+// that Shutdown can wait for it and, after the grace period, close it. A
+// connection that stops taking bytes is closed after StallTimeout.
 func (s *Server) handlePublic(c net.Conn, serve func(net.Conn)) {
+	if s.cfg.StallTimeout > 0 {
+		c = netutil.NewStallConn(c, s.cfg.StallTimeout)
+	}
 	s.mu.Lock()
 	s.open[c] = struct{}{}
 	s.mu.Unlock()

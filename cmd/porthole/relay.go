@@ -42,6 +42,7 @@ var relayFlags = map[string]string{
 	"ControlRate":          "--control-rate",
 	"ClientConnsPerTunnel": "--max-client-conns",
 	"StreamWindow":         "--stream-window",
+	"StallTimeout":         "--stall-timeout",
 }
 
 func runRelay(args []string, stdout, stderr io.Writer) error {
@@ -78,6 +79,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.ClientConnsPerTunnel, "max-client-conns", def.ClientConnsPerTunnel, "connections one client address may have open to one tunnel")
 	fs.Var(bytesize.Value{N: &cfg.StreamWindow}, "stream-window",
 		"receive window per stream for downloads, a `SIZE` from 256KiB to 1GiB: one download moves at most this much per round trip to the agent, and a public client that stops reading holds up to this much in the relay")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", def.StallTimeout, "close a public connection that accepts no bytes for this long (0: never)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
