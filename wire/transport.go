@@ -19,7 +19,8 @@ const (
 // goroutine. Writes that arrive while the flusher is in a system call are
 // gathered and leave together in the next one: idle, a write goes out at
 // once; busy, the frames of many streams share a system call. A writer
-// waits when groupMax bytes are pending, so a slow peer still pushes back.
+// waits when groupMax bytes are pending, so a slow peer still pushes back
+// and what is queued ahead of a keepalive ping stays small.
 type groupConn struct {
 	net.Conn
 	mu      sync.Mutex
@@ -30,7 +31,7 @@ type groupConn struct {
 	err     error
 }
 
-const groupMax = 1 << 20
+const groupMax = 256 << 10
 
 func newGroupConn(c net.Conn) *groupConn {
 	g := &groupConn{Conn: c}
@@ -122,8 +123,13 @@ type SessionConn struct {
 	held    bool
 }
 
+// unsentMax is how much the kernel may hold of the session connection that
+// it has not sent yet: enough to keep a fast path busy between two writes.
+const unsentMax = 256 << 10
+
 // NewSessionConn wraps raw in TLS with cfg, as a client or a server.
 func NewSessionConn(raw net.Conn, cfg *tls.Config, server bool) *SessionConn {
+	limitUnsent(raw, unsentMax)
 	cfg = cfg.Clone()
 	cfg.DynamicRecordSizingDisabled = true
 	gc := newGroupConn(raw)
