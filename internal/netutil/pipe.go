@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
@@ -15,16 +17,22 @@ import (
 // Copy buffer sizes. An idle connection waits in Read with a small buffer;
 // once reads fill it, the copy borrows a large pooled buffer (fewer system
 // calls, fuller TLS records and yamux frames) and gives it back when the
-// flow slows down. Thousands of idle tunneled connections stay cheap.
+// flow slows down or the source idles for idleAfter. Thousands of idle
+// tunneled connections stay cheap, even after they carried a burst.
 const (
-	smallBuf = 2 << 10
-	bigBuf   = 128 << 10
+	smallBuf  = 2 << 10
+	bigBuf    = 128 << 10
+	idleAfter = time.Second
 )
 
 var bigPool = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
 
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
 // Copy copies src to dst until EOF or an error, like io.Copy, but never
-// holds a large buffer while the source is idle.
+// holds a large buffer while the source is idle. When src has a read
+// deadline, Copy uses it to notice that the source has gone quiet: callers
+// must not set one of their own while a Copy runs.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
 	var written int64
 	small := make([]byte, smallBuf)
@@ -35,8 +43,25 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 			bigPool.Put(big)
 		}
 	}()
+	dl, _ := src.(readDeadliner)
 	for {
+		armed := big != nil && dl != nil
+		if armed {
+			dl.SetReadDeadline(time.Now().Add(idleAfter))
+		}
 		n, rerr := src.Read(buf)
+		if armed {
+			dl.SetReadDeadline(time.Time{})
+			if isTimeout(rerr) {
+				rerr = nil
+				if n == 0 {
+					// Quiet for idleAfter: wait for more on the small buffer.
+					bigPool.Put(big)
+					big, buf = nil, small
+					continue
+				}
+			}
+		}
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
 			written += int64(w)
@@ -62,6 +87,13 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 			big, buf = nil, small
 		}
 	}
+}
+
+// isTimeout reports whether err is a deadline that passed (os's, or one
+// that says so as a net.Error, such as yamux's).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 type closeWriter interface{ CloseWrite() error }

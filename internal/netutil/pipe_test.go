@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
@@ -69,6 +70,44 @@ func TestIsClosedByIdentity(t *testing.T) {
 	} {
 		if got := IsClosed(c.err); got != c.want {
 			t.Errorf("IsClosed(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// sizes records the size of each buffer Copy reads into.
+type sizes struct {
+	net.Conn
+	reads chan int
+}
+
+func (s sizes) Read(p []byte) (int, error) {
+	s.reads <- len(p)
+	return s.Conn.Read(p)
+}
+
+func TestCopyGivesBackItsBigBufferWhenTheSourceIdles(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	src := sizes{Conn: b, reads: make(chan int, 1024)}
+	go Copy(io.Discard, src)
+	// A burst: Copy moves to its large buffer.
+	if _, err := a.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	sawBig := false
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case n := <-src.reads:
+			switch {
+			case n == bigBuf:
+				sawBig = true
+			case n == smallBuf && sawBig:
+				return // the source went quiet; Copy waits on its small buffer
+			}
+		case <-timeout:
+			t.Fatal("Copy still waits on its large buffer")
 		}
 	}
 }
