@@ -5,7 +5,6 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,81 +14,102 @@ import (
 	"time"
 )
 
-// bench holds the processes of one run.
-type bench struct {
-	dir                 string
-	porthole            string
-	upstream, relay     *proc
-	iperfd              *proc
-	httpAgent, tcpAgent *proc
-	idleAgent           *proc
-	inspectedAgent      *proc // an HTTP agent with its inspector on
-	relayArgs           []string
-	fingerprint         string
-	agentAddr, httpAddr string
-	upHTTP, upEcho      int
-	tcpTarget           int // iperf3 server, or the sink
-	tunnelHTTP          string
-	tunnelInspected     string
-	tunnelTCP           int
-	tunnelIdle          int
+// options are the run's settings, from the command line.
+type options struct {
+	duration   time.Duration // length of each load run
+	rounds     int           // direct/tunnel rounds per case
+	idle       int           // idle connections to hold (loopback)
+	loopback   bool          // run the loopback cases
+	wan        bool          // run the emulated-link cases
+	links      []linkCase
+	download   int64         // bytes per HTTP transfer over a link
+	stalled    int           // stalled public readers
+	stallFor   time.Duration // how long they stall before the relay is measured
+	relayFlags []string      // extra flags for the relay under test
+	agentFlags []string      // extra flags for its agents
+	baseline   string        // git revision to measure beside the working tree
+}
+
+// harness holds the processes of one run: the upstreams, and one system
+// per build under test.
+type harness struct {
+	opts             options
+	dir              string
+	upstream, iperfd *proc
+	upHTTP, upEcho   int
+	tcpTarget        int // iperf3's server, or the Go load server
+	systems          []*system
 }
 
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func setup() (*bench, error) {
+// setup builds porthole and starts the upstreams and a relay per build.
+// On failure it stops whatever it started.
+func setup(opts options) (_ *harness, err error) {
 	dir, err := os.MkdirTemp("", "porthole-bench")
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{dir: dir, porthole: filepath.Join(dir, "porthole")}
-	log.Printf("building porthole (CGO_ENABLED=0)")
+	h := &harness{opts: opts, dir: dir}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		return nil, fmt.Errorf("find the module: %v", err)
 	}
-	build := exec.Command("go", "build", "-o", b.porthole, "./cmd/porthole")
-	build.Dir = strings.TrimSpace(string(root))
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v\n%s", err, out)
+	moduleDir := strings.TrimSpace(string(root))
+	log.Printf("building porthole (CGO_ENABLED=0)")
+	bin := filepath.Join(dir, "porthole")
+	if err := buildPorthole(moduleDir, bin); err != nil {
+		return nil, err
+	}
+	var baseBin string
+	if opts.baseline != "" {
+		log.Printf("building porthole at %s", opts.baseline)
+		baseBin = filepath.Join(dir, "porthole-baseline")
+		if err := buildRevision(moduleDir, opts.baseline, baseBin); err != nil {
+			return nil, err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	if b.upstream, err = startProc("upstream", self, "-serve-upstream", "127.0.0.1"); err != nil {
+	if h.upstream, err = startProc("upstream", self, "-serve-upstream", "127.0.0.1"); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"http", "echo", "sink"} {
-		m, err := b.upstream.await(`^` + name + ` (\d+)$`)
+	for _, name := range []string{"http", "echo", "tcpload"} {
+		m, err := h.upstream.await(`^` + name + ` (\d+)$`)
 		if err != nil {
 			return nil, err
 		}
 		p, _ := strconv.Atoi(m[1])
 		switch name {
 		case "http":
-			b.upHTTP = p
+			h.upHTTP = p
 		case "echo":
-			b.upEcho = p
-		case "sink":
-			b.tcpTarget = p
+			h.upEcho = p
+		case "tcpload":
+			h.tcpTarget = p
 		}
 	}
 	if _, err := exec.LookPath("iperf3"); err == nil {
 		// iperf3 cannot pick its own port: try free ones until one sticks.
 		_, err := retry(func() (struct{}, error) {
-			b.tcpTarget = freePort()
-			b.iperfd, err = startProc("iperf3", "iperf3", "-s", "--forceflush", "-B", "127.0.0.1", "-p", strconv.Itoa(b.tcpTarget))
+			h.tcpTarget = freePort()
+			h.iperfd, err = startProc("iperf3", "iperf3", "-s", "--forceflush", "-B", "127.0.0.1", "-p", strconv.Itoa(h.tcpTarget))
 			if err == nil {
-				_, err = b.iperfd.await(`Server listening on`)
+				_, err = h.iperfd.await(`Server listening on`)
 			}
 			return struct{}{}, err
 		})
@@ -97,71 +117,31 @@ func setup() (*bench, error) {
 			return nil, err
 		}
 	}
-	// The relay picks its ports; restarts reuse them.
-	b.relayArgs = []string{b.porthole, "relay", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0", "--tcp-ports", "0",
-		"--state-dir", filepath.Join(dir, "relay"), "--token", "bench", "--log-level", "error"}
-	if err := b.startRelay(); err != nil {
+	s, err := newSystem("tunnel", bin, filepath.Join(dir, "new"), opts.relayFlags, opts.agentFlags)
+	if err != nil {
 		return nil, err
 	}
-	b.relayArgs[3], b.relayArgs[5] = b.agentAddr, b.httpAddr
-	agent := func(kind string, upstream int, extra ...string) (*proc, string, error) {
-		args := append([]string{b.porthole, kind, strconv.Itoa(upstream), "--relay", b.agentAddr, "--token", "bench",
-			"--relay-fingerprint", b.fingerprint, "--log-level", "error"}, extra...)
-		p, err := startProc(kind+" agent", args...)
+	h.systems = append(h.systems, s)
+	if baseBin != "" {
+		s, err := newSystem("baseline ("+opts.baseline+")", baseBin, filepath.Join(dir, "baseline"), nil, nil)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		m, err := p.await(`^forwarding (\S+) -> `)
-		if err != nil {
-			return nil, "", err
-		}
-		return p, m[1], nil
+		s.window = 0 // not known for another build
+		h.systems = append(h.systems, s)
 	}
-	var url string
-	if b.httpAgent, url, err = agent("http", b.upHTTP, "--name", "bench", "--web-addr=false"); err != nil {
-		return nil, err
-	}
-	b.tunnelHTTP = url
-	if b.inspectedAgent, url, err = agent("http", b.upHTTP, "--name", "inspected", "--web-addr", "127.0.0.1:0"); err != nil {
-		return nil, err
-	}
-	b.tunnelInspected = url
-	if b.tcpAgent, url, err = agent("tcp", b.tcpTarget); err != nil {
-		return nil, err
-	}
-	b.tunnelTCP = urlPort(url)
-	if b.idleAgent, url, err = agent("tcp", b.upEcho); err != nil {
-		return nil, err
-	}
-	b.tunnelIdle = urlPort(url)
-	return b, nil
+	return h, nil
 }
 
-func (b *bench) startRelay() error {
-	var err error
-	if b.relay, err = startProc("relay", b.relayArgs...); err != nil {
-		return err
+func (h *harness) names() []string {
+	var out []string
+	for _, s := range h.systems {
+		out = append(out, s.name)
 	}
-	for _, line := range []struct {
-		re  string
-		dst *string
-	}{{`^agents: (\S+)$`, &b.agentAddr}, {`^http: (\S+)$`, &b.httpAddr}, {`^fingerprint: (\S+)$`, &b.fingerprint}} {
-		m, err := b.relay.await(line.re)
-		if err != nil {
-			return err
-		}
-		*line.dst = m[1]
-	}
-	return nil
+	return out
 }
 
-func urlPort(u string) int {
-	_, p, _ := net.SplitHostPort(u[len("tcp://"):])
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
-func (b *bench) tools() string {
+func (h *harness) tools() string {
 	http, tcp := "Go load generator", "Go load generator"
 	if _, err := exec.LookPath("wrk"); err == nil {
 		http = "wrk"
@@ -172,16 +152,22 @@ func (b *bench) tools() string {
 	return fmt.Sprintf("HTTP load: %s; TCP load: %s", http, tcp)
 }
 
-func (b *bench) close() {
-	for _, p := range []*proc{b.httpAgent, b.inspectedAgent, b.tcpAgent, b.idleAgent, b.relay, b.iperfd, b.upstream} {
+func (h *harness) close() {
+	for _, s := range h.systems {
+		s.close()
+	}
+	for _, p := range []*proc{h.iperfd, h.upstream} {
 		if p != nil {
 			p.stop()
 		}
 	}
-	os.RemoveAll(b.dir)
+	os.RemoveAll(h.dir)
 }
 
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
@@ -190,54 +176,149 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// run measures every case and fills the report.
-func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
-	// TCP throughput.
-	for _, streams := range []int{1, 8} {
-		var direct, tunnel []float64
-		for range rounds {
-			r, err := retry(func() (tcpResult, error) { return tcpThroughput("127.0.0.1", b.tcpTarget, streams, d) })
-			check(err)
-			direct = append(direct, r.bitsSec)
-			r, err = retry(func() (tcpResult, error) { return tcpThroughput("127.0.0.1", b.tunnelTCP, streams, d) })
-			check(err)
-			tunnel = append(tunnel, r.bitsSec)
+// measure is one run of a case; it returns the figure.
+type measure func() (float64, error)
+
+// interleave runs direct, then each tunnel, once per round, and returns
+// the medians. A nil direct is skipped.
+func interleave(rounds int, direct measure, tunnels []measure) (float64, []float64) {
+	var d []float64
+	t := make([][]float64, len(tunnels))
+	for range rounds {
+		if direct != nil {
+			d = append(d, must(retry(direct)))
 		}
-		target := map[int]float64{1: 0.30, 8: 0.35}[streams]
+		for i, m := range tunnels {
+			t[i] = append(t[i], must(retry(m)))
+		}
+	}
+	out := make([]float64, len(t))
+	for i := range t {
+		out[i] = median(t[i])
+	}
+	return median(d), out
+}
+
+// retry runs a measurement up to five times: iperf3's server needs a
+// moment between tests (more after a test over a slow link), and a loaded
+// machine may drop a connection.
+func retry[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for i := range 5 {
+		if v, err = f(); err == nil {
+			return v, nil
+		}
+		log.Printf("retrying after: %v", err)
+		time.Sleep(time.Duration(i+1) * 300 * time.Millisecond)
+	}
+	return v, err
+}
+
+// stopAll stops every process the run started; fatalf calls it, so that a
+// failed run leaves nothing behind.
+var stopAll = func() {}
+
+// fatalf stops the run's processes, logs and exits.
+func fatalf(format string, args ...any) {
+	stopAll()
+	log.Fatalf(format, args...)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		fatalf("%v", err)
+	}
+	return v
+}
+
+func check(err error) {
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+// loopbackAgents are one system's agents for the loopback cases.
+type loopbackAgents struct {
+	http, tcp, idle *proc
+	host            string // the HTTP tunnel's public host
+	inspectedHost   string // the same upstream through an agent with its inspector on
+	tcpPort         int
+	idlePort        int
+}
+
+// loopback measures every case on loopback and adds its sections.
+func (h *harness) loopback(rep *report) {
+	d, rounds := h.opts.duration, h.opts.rounds
+	agents := make([]loopbackAgents, len(h.systems))
+	for i, s := range h.systems {
+		a := &agents[i]
+		var url string
+		a.http, url = must2(s.startAgent("http", h.upHTTP, s.agentAddr, "--name", "bench"))
+		a.host = hostOf(url)
+		if s.inspector {
+			_, url = must2(s.startAgent("http", h.upHTTP, s.agentAddr, "--name", "inspected", "--web-addr", "127.0.0.1:0"))
+			a.inspectedHost = hostOf(url)
+		}
+		a.tcp, url = must2(s.startAgent("tcp", h.tcpTarget, s.agentAddr))
+		a.tcpPort = urlPort(url)
+		a.idle, url = must2(s.startAgent("tcp", h.upEcho, s.agentAddr))
+		a.idlePort = urlPort(url)
+	}
+	defer func() {
+		for _, s := range h.systems {
+			s.stopAgents()
+		}
+	}()
+	tbl := &table{title: "Loopback", systems: h.names()}
+
+	for _, streams := range []int{1, 8} {
+		tcp := func(port int) measure {
+			return func() (float64, error) {
+				r, err := tcpThroughput("127.0.0.1", port, streams, d, false)
+				return r.bitsSec, err
+			}
+		}
+		var tunnels []measure
+		for _, a := range agents {
+			tunnels = append(tunnels, tcp(a.tcpPort))
+		}
+		direct, vals := interleave(rounds, tcp(h.tcpTarget), tunnels)
 		name := "TCP, 1 stream"
 		if streams > 1 {
 			name = fmt.Sprintf("TCP, %d parallel streams", streams)
 		}
-		rep.ratio(name, median(direct), median(tunnel), gbit, target)
+		tbl.add(row{name: name, unit: gbit, direct: direct, values: vals, target: atLeast(map[int]float64{1: 0.30, 8: 0.35}[streams])})
 	}
 
 	// HTTP: small and large responses, with the relay's and forwarder's use.
-	type httpCase struct {
+	res := &notes{title: "Resources during the loopback HTTP load"}
+	for _, c := range []struct {
 		name, path string
 		conns      int
 		target     float64
-	}
-	for _, c := range []httpCase{{"HTTP /hello, 50 connections", "/hello", 50, 0.25}, {"HTTP /1m, 8 connections", "/1m", 8, 0.35}} {
-		var direct, tunnel []httpResult
-		b.relay.resetPeak()
-		b.httpAgent.resetPeak()
-		r0, a0 := b.relay.usage(), b.httpAgent.usage()
-		var tunnelTime time.Duration
-		for range rounds {
-			r, err := retry(func() (httpResult, error) {
-				return httpLoad(fmt.Sprintf("http://127.0.0.1:%d%s", b.upHTTP, c.path), "", c.conns, d)
-			})
-			check(err)
-			direct = append(direct, r)
-			t0 := time.Now()
-			r, err = retry(func() (httpResult, error) {
-				return httpLoad("http://"+b.httpAddr+c.path, hostOf(b.tunnelHTTP), c.conns, d)
-			})
-			check(err)
-			tunnelTime += time.Since(t0)
-			tunnel = append(tunnel, r)
+	}{{"HTTP /hello, 50 connections", "/hello", 50, 0.25}, {"HTTP /1m, 8 connections", "/1m", 8, 0.35}} {
+		var direct []httpResult
+		tunnel := make([][]httpResult, len(h.systems))
+		before := make([][2]usage, len(h.systems))
+		walls := make([]time.Duration, len(h.systems))
+		for i, s := range h.systems {
+			s.relay.resetPeak()
+			agents[i].http.resetPeak()
+			before[i] = [2]usage{s.relay.usage(), agents[i].http.usage()}
 		}
-		r1, a1 := b.relay.usage(), b.httpAgent.usage()
+		for range rounds {
+			direct = append(direct, must(retry(func() (httpResult, error) {
+				return httpLoad(fmt.Sprintf("http://127.0.0.1:%d%s", h.upHTTP, c.path), "", c.conns, d)
+			})))
+			for i, s := range h.systems {
+				t0 := time.Now()
+				tunnel[i] = append(tunnel[i], must(retry(func() (httpResult, error) {
+					return httpLoad("http://"+s.httpAddr+c.path, agents[i].host, c.conns, d)
+				})))
+				walls[i] += time.Since(t0)
+			}
+		}
 		pick := func(rs []httpResult, f func(httpResult) float64) float64 {
 			var xs []float64
 			for _, r := range rs {
@@ -245,118 +326,115 @@ func (b *bench) run(rep *report, d time.Duration, rounds, idle int) {
 			}
 			return median(xs)
 		}
+		picks := func(f func(httpResult) float64) []float64 {
+			var out []float64
+			for _, rs := range tunnel {
+				out = append(out, pick(rs, f))
+			}
+			return out
+		}
 		rps := func(r httpResult) float64 { return r.rps }
-		rep.ratio(c.name+": requests/s", pick(direct, rps), pick(tunnel, rps), perSec, c.target)
+		tbl.add(row{name: c.name + ": requests/s", unit: perSec, direct: pick(direct, rps), values: picks(rps), target: atLeast(c.target)})
 		if c.path == "/hello" {
-			p99 := func(r httpResult) float64 { return float64(r.p99) }
 			p50 := func(r httpResult) float64 { return float64(r.p50) }
-			rep.latency(c.name+": p50 latency", pick(direct, p50), pick(tunnel, p50), 0)
-			rep.latency(c.name+": p99 latency", pick(direct, p99), pick(tunnel, p99), 3)
+			p99 := func(r httpResult) float64 { return float64(r.p99) }
+			tbl.add(row{name: c.name + ": p50 latency", unit: duration, direct: pick(direct, p50), values: picks(p50)})
+			tbl.add(row{name: c.name + ": p99 latency", unit: duration, direct: pick(direct, p99), values: picks(p99), target: atMost(3)})
 		} else {
 			bw := func(r httpResult) float64 { return r.bytesSec * 8 }
-			rep.ratio(c.name+": throughput", pick(direct, bw), pick(tunnel, bw), gbit, 0)
+			tbl.add(row{name: c.name + ": throughput", unit: gbit, direct: pick(direct, bw), values: picks(bw)})
 		}
-		rep.resources(c.name, r1.peakKiB, a1.peakKiB, r1.cpu-r0.cpu, a1.cpu-a0.cpu, tunnelTime)
+		for i, s := range h.systems {
+			r1, a1 := s.relay.usage(), agents[i].http.usage()
+			res.add(fmt.Sprintf("%s, %s", c.name, s.name), fmt.Sprintf("relay peak %s, forwarder peak %s; CPU relay %.1f s, forwarder %.1f s in %.1f s",
+				mib(r1.peakKiB), mib(a1.peakKiB), (r1.cpu-before[i][0].cpu).Seconds(), (a1.cpu-before[i][1].cpu).Seconds(), walls[i].Seconds()),
+				fmt.Sprintf("≤ 40 MiB each (%s)", verdict(r1.peakKiB <= 40<<10 && a1.peakKiB <= 40<<10)))
+		}
 	}
+	rep.add(tbl)
+	rep.add(res)
 
 	// The inspector's capture, against the same tunnel without it.
-	var plain, inspected []float64
-	for range rounds {
-		for _, c := range []struct {
-			url string
-			to  *[]float64
-		}{{b.tunnelHTTP, &plain}, {b.tunnelInspected, &inspected}} {
-			r, err := retry(func() (httpResult, error) { return httpLoad("http://"+b.httpAddr+"/hello", hostOf(c.url), 50, d) })
-			check(err)
-			*c.to = append(*c.to, r.rps)
+	insp := &notes{title: "The inspector on loopback"}
+	for i, s := range h.systems {
+		if agents[i].inspectedHost == "" {
+			continue
+		}
+		hello := func(host string) measure {
+			return func() (float64, error) {
+				r, err := httpLoad("http://"+s.httpAddr+"/hello", host, 50, d)
+				return r.rps, err
+			}
+		}
+		off, on := interleave(rounds, hello(agents[i].host), []measure{hello(agents[i].inspectedHost)})
+		insp.add("HTTP /hello, 50 connections: requests/s, inspector on vs off, "+s.name,
+			fmt.Sprintf("%.0f/s vs %.0f/s: %.2f ×", on[0], off, on[0]/off), fmt.Sprintf("≥ 0.90 × (%s)", verdict(on[0] >= 0.9*off)))
+	}
+	if len(insp.rows) > 0 {
+		rep.add(insp)
+	}
+
+	conns := &notes{title: "Loopback connections and reconnects"}
+	if h.opts.idle > 0 {
+		for i, s := range h.systems {
+			relayKiB, agentKiB := idleConns(s.relay, agents[i].idle, agents[i].idlePort, h.opts.idle)
+			total := relayKiB + agentKiB
+			conns.add(fmt.Sprintf("Idle tunneled connections (%d held), %s", h.opts.idle, s.name),
+				fmt.Sprintf("relay %.1f KiB + forwarder %.1f KiB = %.1f KiB per connection", relayKiB, agentKiB, total),
+				fmt.Sprintf("≤ 40 KiB (%s)", verdict(total <= 40)))
 		}
 	}
-	rep.ratio("HTTP /hello, 50 connections: requests/s, inspector on (tunnel) vs off (direct column)", median(plain), median(inspected), perSec, 0.90)
-
-	// Idle connections held through a tunnel.
-	if idle > 0 {
-		relayKiB, agentKiB := b.idleConns(idle)
-		rep.idle(idle, relayKiB, agentKiB)
-	}
-
-	// Reconnect after a relay restart.
-	var ms []float64
-	for range 3 {
-		ms = append(ms, float64(b.reconnect())/float64(time.Millisecond))
-	}
-	rep.reconnect(ms)
-}
-
-func hostOf(url string) string { return url[len("http://"):] }
-
-// retry runs a measurement up to three times: iperf3's server needs a moment
-// between tests, and a loaded machine may drop a connection.
-func retry[T any](f func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for i := range 3 {
-		if v, err = f(); err == nil {
-			return v, nil
+	for i, s := range h.systems {
+		var ms []string
+		worst := time.Duration(0)
+		for range 3 {
+			check(s.restartRelay())
+			took := must(s.awaitTunnel(agents[i].host, "/hello", time.Minute))
+			ms = append(ms, fmt.Sprintf("%.0f ms", took.Seconds()*1000))
+			worst = max(worst, took)
 		}
-		log.Printf("retrying after: %v", err)
-		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
+		conns.add("Reconnect after relay restart (from relay ready to a served request), "+s.name,
+			strings.Join(ms, ", "), fmt.Sprintf("≤ 1 s (%s)", verdict(worst <= time.Second)))
 	}
-	return v, err
+	rep.add(conns)
 }
 
-func check(err error) {
+func must2[A, B any](a A, b B, err error) (A, B) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+	return a, b
 }
 
-// idleConns opens n connections through the echo tunnel, makes sure each
-// carries a byte end to end, and returns the growth in RSS per connection.
-func (b *bench) idleConns(n int) (relayKiB, agentKiB float64) {
-	before := [2]usage{b.relay.usage(), b.idleAgent.usage()}
+func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+// idleConns opens n connections through the echo tunnel at port, makes sure
+// each carries a byte end to end, and returns the growth in RSS per
+// connection of the relay and the agent.
+func idleConns(relay, agent *proc, port, n int) (relayKiB, agentKiB float64) {
+	before := [2]usage{relay.usage(), agent.usage()}
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	addr := fmt.Sprintf("127.0.0.1:%d", b.tunnelIdle)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	one := make([]byte, 1)
-	for range n {
+	for i := range n {
 		c, err := net.Dial("tcp", addr)
-		check(err)
-		conns = append(conns, c)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		_, err = c.Write([]byte{'x'})
-		check(err)
-		_, err = io.ReadFull(c, one)
-		check(err)
-	}
-	after := [2]usage{b.relay.usage(), b.idleAgent.usage()}
-	return float64(after[0].rssKiB-before[0].rssKiB) / float64(n), float64(after[1].rssKiB-before[1].rssKiB) / float64(n)
-}
-
-// reconnect kills the relay, starts it again on the same addresses and
-// state, and returns the time from the relay being ready until a request
-// through the tunnel succeeds.
-func (b *bench) reconnect() time.Duration {
-	b.relay.kill()
-	check(b.startRelay())
-	ready := time.Now()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := ready.Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest("GET", "http://"+b.httpAddr+"/hello", nil)
-		req.Host = hostOf(b.tunnelHTTP)
-		if resp, err := client.Do(req); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return time.Since(ready)
-			}
+		if err == nil {
+			conns = append(conns, c)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = c.Write([]byte{'x'})
 		}
-		time.Sleep(5 * time.Millisecond)
+		if err == nil {
+			_, err = io.ReadFull(c, one)
+		}
+		if err != nil {
+			fatalf("idle connection %d of %d through %s: %v", i+1, n, addr, err)
+		}
 	}
-	log.Fatal("the tunnel did not come back within a minute")
-	return 0
+	after := [2]usage{relay.usage(), agent.usage()}
+	return float64(after[0].rssKiB-before[0].rssKiB) / float64(n), float64(after[1].rssKiB-before[1].rssKiB) / float64(n)
 }

@@ -130,17 +130,22 @@ func goHTTPLoad(url, host string, conns int, d time.Duration) (httpResult, error
 	return r, nil
 }
 
-// tcpThroughput sends to addr on streams parallel connections for d.
-func tcpThroughput(host string, port, streams int, d time.Duration) (tcpResult, error) {
+// tcpThroughput moves data over streams parallel connections to the TCP
+// load server at host:port for d: uploads to it, or downloads from it.
+func tcpThroughput(host string, port, streams int, d time.Duration, download bool) (tcpResult, error) {
 	if _, err := exec.LookPath("iperf3"); err == nil {
-		return iperf(host, port, streams, d)
+		return iperf(host, port, streams, d, download)
 	}
-	return goTCPLoad(net.JoinHostPort(host, strconv.Itoa(port)), streams, d)
+	return goTCPLoad(net.JoinHostPort(host, strconv.Itoa(port)), streams, d, download)
 }
 
-func iperf(host string, port, streams int, d time.Duration) (tcpResult, error) {
-	out, err := exec.Command("iperf3", "-c", host, "-p", strconv.Itoa(port), "-P", strconv.Itoa(streams),
-		"-t", strconv.Itoa(max(1, int(d.Seconds()))), "-J").Output()
+func iperf(host string, port, streams int, d time.Duration, download bool) (tcpResult, error) {
+	args := []string{"-c", host, "-p", strconv.Itoa(port), "-P", strconv.Itoa(streams),
+		"-t", strconv.Itoa(max(1, int(d.Seconds()))), "-J"}
+	if download {
+		args = append(args, "-R")
+	}
+	out, err := exec.Command("iperf3", args...).Output()
 	if err != nil {
 		return tcpResult{}, fmt.Errorf("iperf3: %v\n%s", err, out)
 	}
@@ -158,12 +163,12 @@ func iperf(host string, port, streams int, d time.Duration) (tcpResult, error) {
 	return tcpResult{bitsSec: r.End.SumReceived.BitsPerSecond}, nil
 }
 
-// goTCPLoad is the fallback when iperf3 is missing: it writes to a sink.
-func goTCPLoad(addr string, streams int, d time.Duration) (tcpResult, error) {
+// goTCPLoad is the fallback when iperf3 is missing; it talks to the bench's
+// own TCP load server (see serveTCPLoad).
+func goTCPLoad(addr string, streams int, d time.Duration, download bool) (tcpResult, error) {
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	buf := make([]byte, 128<<10)
 	deadline := time.Now().Add(d)
 	for range streams {
 		wg.Go(func() {
@@ -173,7 +178,19 @@ func goTCPLoad(addr string, streams int, d time.Duration) (tcpResult, error) {
 				return
 			}
 			defer c.Close()
-			c.SetWriteDeadline(deadline)
+			c.SetDeadline(deadline)
+			buf := make([]byte, 128<<10)
+			if download {
+				c.Write([]byte{'d'})
+				for {
+					n, err := c.Read(buf)
+					total.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}
+			c.Write([]byte{'u'})
 			for {
 				n, err := c.Write(buf)
 				total.Add(int64(n))
@@ -188,4 +205,93 @@ func goTCPLoad(addr string, streams int, d time.Duration) (tcpResult, error) {
 		return tcpResult{}, err
 	}
 	return tcpResult{bitsSec: float64(total.Load()*8) / d.Seconds()}, nil
+}
+
+// dialVia returns an HTTP client whose connections all go to addr,
+// whatever the URL says (the relay's public listener, or an emulated link
+// in front of the upstream).
+func dialVia(addr string) *http.Client {
+	var d net.Dialer
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		DisableCompression: true,
+		DisableKeepAlives:  true,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// httpTransfer downloads size bytes from /bytes/N, or uploads them to
+// /sink, over one new connection to addr with the Host header host, and
+// returns the rate in bits per second from the request to the last byte.
+func httpTransfer(addr, host string, size int64, download bool) (float64, error) {
+	client := dialVia(addr)
+	var req *http.Request
+	if download {
+		req, _ = http.NewRequest("GET", fmt.Sprintf("http://%s/bytes/%d", host, size), nil)
+	} else {
+		req, _ = http.NewRequest("POST", "http://"+host+"/sink", io.LimitReader(repeatReader{}, size))
+		req.ContentLength = size
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	if resp.StatusCode != 200 || download && n != size {
+		return 0, fmt.Errorf("%s: status %d, %d bytes", req.URL, resp.StatusCode, n)
+	}
+	return float64(size*8) / el.Seconds(), nil
+}
+
+// repeatReader is an endless source of bytes.
+type repeatReader struct{}
+
+func (repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], oneMiB)
+	}
+	return n, nil
+}
+
+// firstByte opens a new connection to addr, sends GET /hello for host and
+// returns the time from the dial to the first byte of the response.
+func firstByte(addr, host string) (time.Duration, error) {
+	start := time.Now()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(start.Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET /hello HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host); err != nil {
+		return 0, err
+	}
+	var one [1]byte
+	if _, err := io.ReadFull(c, one[:]); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// httpGetStatus sends one GET over a new connection and returns the status.
+func httpGetStatus(url, host string) (int, error) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Host = host
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

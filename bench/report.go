@@ -6,28 +6,54 @@ import (
 	"time"
 )
 
+// unit says how a figure is printed and which way is better.
 type unit int
 
 const (
-	gbit unit = iota
-	perSec
+	gbit     unit = iota // bits per second, printed in Gbit/s
+	mbit                 // bits per second, printed in Mbit/s
+	perSec               // requests per second
+	duration             // nanoseconds; lower is better
 )
 
 func (u unit) format(v float64) string {
 	switch u {
 	case gbit:
 		return fmt.Sprintf("%.2f Gbit/s", v/1e9)
+	case mbit:
+		return fmt.Sprintf("%.0f Mbit/s", v/1e6)
+	case duration:
+		d := time.Duration(v)
+		switch {
+		case d >= 10*time.Millisecond:
+			return d.Round(100 * time.Microsecond).String()
+		default:
+			return d.Round(time.Microsecond).String()
+		}
 	default:
 		return fmt.Sprintf("%.0f/s", v)
 	}
 }
 
-// report collects the results as Markdown rows.
-type report struct {
-	date, machine, command, tools string
-	rows                          []string
-	resRows                       []string
-	other                         []string
+func (u unit) lowerIsBetter() bool { return u == duration }
+
+// target judges a tunnel figure against its direct counterpart; it returns
+// the target's text and whether it is met.
+type target func(direct, tunnel float64) (string, bool)
+
+// atLeast is a ratio target for higher-is-better figures.
+func atLeast(r float64) target {
+	return func(d, t float64) (string, bool) { return fmt.Sprintf("≥ %.2f ×", r), t >= r*d }
+}
+
+// atMost is a ratio target for durations.
+func atMost(r float64) target {
+	return func(d, t float64) (string, bool) { return fmt.Sprintf("≤ %.0f ×", r), t <= r*d }
+}
+
+// below is an absolute target for durations.
+func below(limit time.Duration, text string) target {
+	return func(_, t float64) (string, bool) { return "≤ " + text, t <= float64(limit) }
 }
 
 func verdict(ok bool) string {
@@ -37,67 +63,120 @@ func verdict(ok bool) string {
 	return "**missed**"
 }
 
-// ratio records a higher-is-better figure and its ratio to direct.
-func (r *report) ratio(name string, direct, tunnel float64, u unit, target float64) {
-	ratio := tunnel / direct
-	t := "—"
-	if target > 0 {
-		t = fmt.Sprintf("≥ %.2f × (%s)", target, verdict(ratio >= target))
+// row is one measured case: the direct figure (0 when there is none) and
+// one figure per system, in the report's system order.
+type row struct {
+	name   string
+	unit   unit
+	direct float64
+	values []float64
+	target target
+}
+
+// table is a Markdown table of rows comparing the systems to direct.
+type table struct {
+	title, note string
+	systems     []string
+	rows        []row
+}
+
+func (t *table) add(r row) { t.rows = append(t.rows, r) }
+
+func (t *table) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "\n## %s\n\n", t.title)
+	if t.note != "" {
+		fmt.Fprintf(b, "%s\n\n", t.note)
 	}
-	r.rows = append(r.rows, fmt.Sprintf("| %s | %s | %s | %.2f × | %s |", name, u.format(direct), u.format(tunnel), ratio, t))
-}
-
-// latency records a lower-is-better duration (nanoseconds).
-func (r *report) latency(name string, direct, tunnel float64, maxRatio float64) {
-	ratio := tunnel / direct
-	t := "—"
-	if maxRatio > 0 {
-		t = fmt.Sprintf("≤ %.0f × (%s)", maxRatio, verdict(ratio <= maxRatio))
+	head := []string{"case", "direct"}
+	for i, s := range t.systems {
+		head = append(head, s, "ratio")
+		if i > 0 {
+			head = append(head, "tunnel vs "+s)
+		}
 	}
-	r.rows = append(r.rows, fmt.Sprintf("| %s | %s | %s | %.2f × | %s |", name,
-		time.Duration(direct).Round(time.Microsecond), time.Duration(tunnel).Round(time.Microsecond), ratio, t))
-}
-
-func (r *report) resources(name string, relayPeak, agentPeak int64, relayCPU, agentCPU, wall time.Duration) {
-	mib := func(k int64) float64 { return float64(k) / 1024 }
-	r.resRows = append(r.resRows, fmt.Sprintf("| %s | %.1f MiB (%s) | %.1f MiB (%s) | %.1f s | %.1f s | %.1f s |",
-		name, mib(relayPeak), verdict(mib(relayPeak) <= 40), mib(agentPeak), verdict(mib(agentPeak) <= 40),
-		relayCPU.Seconds(), agentCPU.Seconds(), wall.Seconds()))
-}
-
-func (r *report) idle(n int, relayKiB, agentKiB float64) {
-	total := relayKiB + agentKiB
-	r.other = append(r.other, fmt.Sprintf("| Idle tunneled connections (%d held) | relay %.1f KiB + forwarder %.1f KiB = %.1f KiB per connection | ≤ 40 KiB (%s) |",
-		n, relayKiB, agentKiB, total, verdict(total <= 40)))
-}
-
-func (r *report) reconnect(ms []float64) {
-	var parts []string
-	worst := 0.0
-	for _, m := range ms {
-		parts = append(parts, fmt.Sprintf("%.0f ms", m))
-		worst = max(worst, m)
+	head = append(head, "target")
+	fmt.Fprintf(b, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" --- |", len(head)))
+	for _, r := range t.rows {
+		cells := []string{r.name, "—"}
+		if r.direct > 0 {
+			cells[1] = r.unit.format(r.direct)
+		}
+		for i, v := range r.values {
+			ratio := "—"
+			if r.direct > 0 && v > 0 {
+				ratio = fmt.Sprintf("%.2f ×", v/r.direct)
+			}
+			cells = append(cells, r.unit.format(v), ratio)
+			if i > 0 {
+				cells = append(cells, change(r.unit, r.values[0], v))
+			}
+		}
+		goal := "—"
+		if r.target != nil && len(r.values) > 0 {
+			text, ok := r.target(r.direct, r.values[0])
+			goal = fmt.Sprintf("%s (%s)", text, verdict(ok))
+		}
+		cells = append(cells, goal)
+		fmt.Fprintf(b, "| %s |\n", strings.Join(cells, " | "))
 	}
-	r.other = append(r.other, fmt.Sprintf("| Reconnect after relay restart (from relay ready to a served request) | %s | ≤ 1 s (%s) |",
-		strings.Join(parts, ", "), verdict(worst <= 1000)))
 }
+
+// change is how much better (+) or worse (−) the tunnel did than a
+// baseline, in percent of the baseline; a loss of more than 10 % is marked.
+func change(u unit, tunnel, baseline float64) string {
+	if tunnel <= 0 || baseline <= 0 {
+		return "—"
+	}
+	c := tunnel/baseline - 1
+	if u.lowerIsBetter() {
+		c = baseline/tunnel - 1
+	}
+	s := fmt.Sprintf("%+.0f %%", 100*c)
+	if c < -0.10 {
+		s += " (**worse**)"
+	}
+	return strings.Replace(s, "-", "−", 1)
+}
+
+// notes is a two-column table of figures that have no direct counterpart.
+type notes struct {
+	title, note string
+	rows        [][3]string // case, result, target
+}
+
+func (n *notes) add(name, result, target string) {
+	n.rows = append(n.rows, [3]string{name, result, target})
+}
+
+func (n *notes) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "\n## %s\n\n", n.title)
+	if n.note != "" {
+		fmt.Fprintf(b, "%s\n\n", n.note)
+	}
+	fmt.Fprintf(b, "| case | result | target |\n| --- | --- | --- |\n")
+	for _, r := range n.rows {
+		if r[2] == "" {
+			r[2] = "—"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+}
+
+// report is the whole run: a header and its sections in order.
+type report struct {
+	date, machine, command, tools, load string
+	sections                            []interface{ markdown(*strings.Builder) }
+}
+
+func (r *report) add(s interface{ markdown(*strings.Builder) }) { r.sections = append(r.sections, s) }
 
 func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Porthole benchmarks\n\n")
-	fmt.Fprintf(&b, "- Date: %s\n- Machine: %s\n- Command: `%s`\n- %s\n", r.date, r.machine, r.command, r.tools)
-	fmt.Fprintf(&b, "- Setup: relay and forwarders are the built `porthole` binaries (TLS + yamux on loopback); the upstreams run in their own process; direct and tunnel runs are interleaved and the median is shown.\n\n")
-	fmt.Fprintf(&b, "| case | direct | tunnel | ratio | target |\n| --- | --- | --- | --- | --- |\n")
-	for _, row := range r.rows {
-		b.WriteString(row + "\n")
-	}
-	fmt.Fprintf(&b, "\n## Resources during the HTTP load\n\n| case | relay peak RSS | forwarder peak RSS | relay CPU | forwarder CPU | tunnel wall time |\n| --- | --- | --- | --- | --- | --- |\n")
-	for _, row := range r.resRows {
-		b.WriteString(row + "\n")
-	}
-	fmt.Fprintf(&b, "\n## Connections and reconnects\n\n| case | result | target |\n| --- | --- | --- |\n")
-	for _, row := range r.other {
-		b.WriteString(row + "\n")
+	fmt.Fprintf(&b, "- Date: %s\n- Machine: %s\n- Load average before the run: %s\n- Command: `%s`\n- %s\n", r.date, r.machine, r.load, r.command, r.tools)
+	fmt.Fprintf(&b, "- Setup: relay and forwarders are the built `porthole` binaries (TLS + yamux); the upstreams run in their own process; direct and tunnel runs are interleaved and the median is shown.\n")
+	for _, s := range r.sections {
+		s.markdown(&b)
 	}
 	return b.String()
 }

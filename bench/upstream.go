@@ -8,14 +8,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 )
 
 var oneMiB = bytes.Repeat([]byte("porthole"), 1<<20/8)
 
 // serveUpstream runs the services the tunnel forwards to, in their own
-// process so that their CPU is not the bench's: HTTP (/hello, /1m), a TCP
-// echo and a TCP sink. It prints "http PORT", "echo PORT", "sink PORT".
+// process so that their CPU is not the bench's: HTTP, a TCP echo and a TCP
+// load server. It prints "http PORT", "echo PORT", "tcpload PORT".
+//
+// HTTP: /hello; /1m (one MiB); /bytes/N (N bytes); POST /sink (reads the
+// body, answers its length).
 func serveUpstream(host string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
@@ -26,16 +30,56 @@ func serveUpstream(host string) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(oneMiB)
 	})
+	mux.HandleFunc("/bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "bad size", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		for n > 0 {
+			k := min(n, int64(len(oneMiB)))
+			if _, err := w.Write(oneMiB[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	mux.HandleFunc("POST /sink", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d\n", n)
+	})
 	hl := listen(host)
 	go (&http.Server{Handler: mux}).Serve(hl)
 	el := listen(host)
 	go accept(el, func(c net.Conn) { io.Copy(c, c) })
-	sl := listen(host)
-	go accept(sl, func(c net.Conn) { io.Copy(io.Discard, c) })
-	fmt.Printf("http %d\necho %d\nsink %d\n", port(hl), port(el), port(sl))
+	tl := listen(host)
+	go accept(tl, serveTCPLoad)
+	fmt.Printf("http %d\necho %d\ntcpload %d\n", port(hl), port(el), port(tl))
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, os.Interrupt)
 	<-ch
+}
+
+// serveTCPLoad is the Go stand-in for an iperf3 server. The client's first
+// byte says what it wants: 'u' to upload (the server discards what it
+// reads), 'd' to download (the server writes until the client hangs up).
+func serveTCPLoad(c net.Conn) {
+	var cmd [1]byte
+	if _, err := io.ReadFull(c, cmd[:]); err != nil {
+		return
+	}
+	switch cmd[0] {
+	case 'u':
+		io.Copy(io.Discard, c)
+	case 'd':
+		for {
+			if _, err := c.Write(oneMiB); err != nil {
+				return
+			}
+		}
+	}
 }
 
 func listen(host string) net.Listener {
