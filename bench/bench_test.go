@@ -44,7 +44,7 @@ func TestHarnessRuns(t *testing.T) {
 		"| TCP, 1 stream |", "| TCP, 8 parallel streams |",
 		"| HTTP /hello, 50 connections: requests/s |", "p99 latency",
 		"| HTTP /1m, 8 connections: requests/s |",
-		"relay peak", "Idle tunneled connections (20 held)", "Reconnect after relay restart")
+		"relay peak", "inspector on vs off", "Idle tunneled connections (20 held)", "Reconnect after relay restart")
 }
 
 // TestWANHarnessRuns runs the emulated-link cases once, over link B only,
