@@ -22,9 +22,12 @@ var ErrStalled = errors.New("peer accepted no bytes within the stall timeout")
 // a little at a time frees room in the send buffer only in large steps,
 // long after it has started reading again. The peer's kernel reopens its
 // receive window in steps too (at least one segment, and at least a
-// sixteenth of its receive buffer), so a reader is seen to progress only
-// if it takes such a step within the stall timeout: at 1 KiB/s, a client
-// with a 128 KiB buffer across a network shows progress every 8 s or so.
+// sixteenth of its receive buffer), and while the window is shut the
+// sender may learn that it reopened only from its window probes, which
+// back off. So a reader is seen to progress only if it takes such a step,
+// and its kernel tells, within the stall timeout: at 1 KiB/s, a client with
+// a 128 KiB buffer across a network shows progress every 8 s or so, well
+// within the relay's default of a minute.
 type StallConn struct {
 	net.Conn
 	timeout time.Duration
