@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
+	"porthole/forwarder"
 	"porthole/settings"
 	"porthole/wire"
 )
@@ -20,7 +21,7 @@ const (
 	relayBuiltin = "Built-in local relay"
 	relayRemote  = "Remote relay"
 
-	trustSystem      = "System roots"
+	trustSystem      = "System roots (a publicly trusted certificate)"
 	trustCAFile      = "CA file"
 	trustFingerprint = "Fingerprint"
 
@@ -57,7 +58,7 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	f.relayMode.Horizontal = true
 	f.relayMode.Required = true
 	f.relayAddr = widget.NewEntry()
-	f.relayAddr.SetPlaceHolder("relay.example.com:7835")
+	f.relayAddr.SetPlaceHolder("tunnels.example.com (port 7835 unless given)")
 	f.token = widget.NewPasswordEntry()
 	f.trust = widget.NewSelect([]string{trustSystem, trustCAFile, trustFingerprint}, func(string) { f.sync() })
 	f.relayCA = widget.NewEntry()
@@ -215,6 +216,11 @@ func (f *profileForm) read() (p settings.Profile, token, basicPass string, bad s
 	p.Name = strings.TrimSpace(f.name.Text)
 	p.BuiltinRelay = f.relayMode.Selected == relayBuiltin
 	p.RelayAddr = strings.TrimSpace(f.relayAddr.Text)
+	// A relay pasted as a URL or a bare host is kept as host:port; what
+	// does not parse is left for the forwarder's rules to report.
+	if addr, err := forwarder.ParseRelayAddr(p.RelayAddr); err == nil && !p.BuiltinRelay {
+		p.RelayAddr = addr
+	}
 	p.RelayCAFile, p.RelayFingerprint = "", ""
 	switch f.trust.Selected {
 	case trustCAFile:

@@ -53,3 +53,40 @@ func TestBadCAFileIsRefusedAtTheForm(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustedRelayNeedsNoFingerprintOrCA: a remote relay with a publicly
+// trusted certificate is entered as it is usually pasted, a URL, with the
+// system roots (the default trust) and no CA file or fingerprint; it is
+// saved as host:port and maps to a forwarder that trusts the system roots.
+func TestTrustedRelayNeedsNoFingerprintOrCA(t *testing.T) {
+	a, store := newTestApp(t)
+	a.Start(true)
+	f := a.win.form
+	f.relayMode.SetSelected(relayRemote)
+	test.Type(f.relayAddr, "https://tunnels.example.test/")
+	test.Type(f.token, "tok-trusted")
+	if f.trust.Selected != trustSystem {
+		t.Errorf("trust for a new remote relay: %q, want the system roots", f.trust.Selected)
+	}
+	if !f.relayCA.Disabled() || !f.fingerprint.Disabled() {
+		t.Error("the CA file and fingerprint fields ask for input with the system roots")
+	}
+	if err := save(t, a.win); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	d, err := store.Load()
+	if err != nil || len(d.Profiles) != 1 {
+		t.Fatalf("stored: %+v, %v", d, err)
+	}
+	p := d.Profiles[0]
+	if p.RelayAddr != "tunnels.example.test:7835" || p.RelayCAFile != "" || p.RelayFingerprint != "" {
+		t.Errorf("saved relay %q, CA %q, fingerprint %q", p.RelayAddr, p.RelayCAFile, p.RelayFingerprint)
+	}
+	cfg, err := p.Config(settings.Secrets{Token: "tok-trusted"}, settings.Endpoint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.RelayCAFile != "" || cfg.RelayFingerprint != "" {
+		t.Errorf("forwarder config: %v (CA %q, fingerprint %q)", err, cfg.RelayCAFile, cfg.RelayFingerprint)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,7 +60,7 @@ type Tunnel struct {
 
 // Config configures a Forwarder. Start from DefaultConfig.
 type Config struct {
-	RelayAddr        string // host:port of the relay's agent listener
+	RelayAddr        string // the relay's agent listener: host:port, or a form ParseRelayAddr reads
 	Token            string
 	RelayCAFile      string // trust the relay by this CA bundle
 	RelayFingerprint string // or by this pinned SHA-256 certificate fingerprint
@@ -179,10 +178,12 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	if c.RelayAddr == "" {
 		return nil, nil, configError("RelayAddr", errors.New("relay address is required"))
 	}
-	host, port, err := net.SplitHostPort(c.RelayAddr)
-	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-		return nil, nil, configError("RelayAddr", fmt.Errorf("relay address %q: want host:port", c.RelayAddr))
+	addr, err := ParseRelayAddr(c.RelayAddr)
+	if err != nil {
+		return nil, nil, configError("RelayAddr", err)
 	}
+	c.RelayAddr = addr
+	host, _, _ := net.SplitHostPort(addr)
 	if len(c.Token) > wire.MaxToken {
 		return nil, nil, configError("Token", fmt.Errorf("token is longer than %d bytes", wire.MaxToken))
 	}

@@ -32,7 +32,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		tunnel int
 	}{
 		{"no relay", func(c *Config) { c.RelayAddr = "" }, "RelayAddr", -1},
-		{"relay without port", func(c *Config) { c.RelayAddr = "relay.example" }, "RelayAddr", -1},
+		{"relay with a path", func(c *Config) { c.RelayAddr = "relay.example/agents" }, "RelayAddr", -1},
 		{"relay port out of range", func(c *Config) { c.RelayAddr = "relay.example:99999" }, "RelayAddr", -1},
 		{"relay without host", func(c *Config) { c.RelayAddr = ":7835" }, "RelayAddr", -1},
 		{"CA and fingerprint", func(c *Config) { c.RelayCAFile, c.RelayFingerprint = fakePEM, strings.Repeat("0", 64) }, "RelayFingerprint", -1},

@@ -130,7 +130,7 @@ type Token struct {
 // set Tokens, or NoAuth for a relay on loopback.
 func DefaultConfig() Config {
 	return Config{
-		AgentAddr:            "127.0.0.1:7835",
+		AgentAddr:            "127.0.0.1:" + strconv.Itoa(wire.DefaultAgentPort),
 		HTTPAddr:             "127.0.0.1:8080",
 		Domain:               "localhost",
 		TCPPorts:             PortRange{20000, 20100},

@@ -33,7 +33,7 @@ func TestValidate(t *testing.T) {
 		{"example is valid", func(p *Profile) {}, "", ""},
 		{"empty name", func(p *Profile) { p.Name = "  " }, FieldName, "name"},
 		{"remote relay needs an address", func(p *Profile) { p.BuiltinRelay = false }, FieldRelayAddr, "host:port"},
-		{"bad relay address", func(p *Profile) { p.BuiltinRelay, p.RelayAddr = false, "relay.example" }, FieldRelayAddr, `"relay.example"`},
+		{"bad relay address", func(p *Profile) { p.BuiltinRelay, p.RelayAddr = false, "relay.example/agents" }, FieldRelayAddr, `"relay.example/agents"`},
 		{"bad relay port", func(p *Profile) { p.BuiltinRelay, p.RelayAddr = false, "relay:99999" }, FieldRelayAddr, "host:port"},
 		{"good remote relay", func(p *Profile) { p.BuiltinRelay, p.RelayAddr = false, "relay.example:7835" }, "", ""},
 		{"bad fingerprint", func(p *Profile) {
@@ -90,7 +90,7 @@ func TestValidate(t *testing.T) {
 // stop at the first problem, still show every problem at its field.
 func TestValidateReportsEveryField(t *testing.T) {
 	p := valid()
-	p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = false, "relay", "xyz"
+	p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = false, "relay:http", "xyz"
 	p.Upstream, p.Subdomain = "99999", "Bad_Name"
 	bad := p.Validate()
 	for _, f := range []Field{FieldRelayAddr, FieldFingerprint, FieldUpstream, FieldSubdomain} {
@@ -107,9 +107,9 @@ func TestValidateReportsEveryField(t *testing.T) {
 // worded with the form's labels, never the file's field names.
 func TestProblemsInPlainWords(t *testing.T) {
 	p := valid()
-	p.BuiltinRelay, p.RelayAddr, p.Upstream = false, "relay", "99999"
+	p.BuiltinRelay, p.RelayAddr, p.Upstream = false, "relay:http", "99999"
 	msg := p.Validate().Error()
-	want := `Relay address "relay": want host:port. Upstream: Port 99999 is out of range 1-65535.`
+	want := `Relay address "relay:http": want host:port, or a host alone for port 7835. Upstream: Port 99999 is out of range 1-65535.`
 	if msg != want {
 		t.Errorf("Problems.Error() = %q\nwant %q", msg, want)
 	}

@@ -41,6 +41,9 @@ const (
 	DefaultStreamsPerSession = 10000
 	// KeepAliveInterval is the default yamux ping interval.
 	KeepAliveInterval = 15 * time.Second
+	// DefaultAgentPort is the relay's agent port unless it is told
+	// otherwise; an agent given a relay host without a port dials it.
+	DefaultAgentPort = 7835
 )
 
 // ALPN is the TLS application protocol of this protocol version. The agent

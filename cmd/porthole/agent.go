@@ -43,7 +43,7 @@ func (a *agentFlags) register(fs *flag.FlagSet) {
 
 func (a *agentFlags) apply(cfg *forwarder.Config) error {
 	if a.relay == "" {
-		return usagef("--relay HOST:PORT is required")
+		return usagef("--relay HOST[:PORT] is required")
 	}
 	if a.relayCA != "" && a.relayFP != "" {
 		return usagef("--relay-ca and --relay-fingerprint are mutually exclusive")

@@ -21,7 +21,7 @@ const usage = `usage:
                   [--domain localhost] (--token T | --tokens-file F | --no-auth) [--tcp-ports 20000-20100]
                   [--tls-cert F --tls-key F | --acme-email E [--acme-ca URL]] [--state-dir DIR]
                   [--admin 127.0.0.1:9090] [limits: porthole relay -h]
-  porthole http UPSTREAM --relay HOST:PORT [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
+  porthole http UPSTREAM --relay HOST[:PORT] [--token T | --token-file F] [--relay-ca F | --relay-fingerprint FP]
                   [--name SUB | --url HOST] [--upstream-protocol http1|http2] [--upstream-tls-verify]
                   [--upstream-tls-verify-cas F] [--host-header rewrite|VALUE] [--basic-auth U:P]
                   [--web-addr 127.0.0.1:4040|false] [--inspect=false]
