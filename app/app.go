@@ -12,7 +12,10 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +68,9 @@ type App struct {
 	notice       string // a problem to show at the top of the window
 	quitting     bool
 
-	win *settingsWindow // UI goroutine only
+	win      *settingsWindow // UI goroutine only
+	trayText string          // the menu the tray shows, see refresh; UI goroutine only
+	trayIcon string          // the name of the icon the tray shows; UI goroutine only
 
 	bg    sync.WaitGroup // short background work, see background
 	loops sync.WaitGroup // the countdown, until stop is closed
@@ -115,9 +120,6 @@ func (a *App) Start(showWindow bool) {
 	}
 	if a.launcher != nil {
 		a.startAtLogin = a.launcher.IsEnabled()
-	}
-	if d, ok := a.fy.(desktop.App); ok {
-		d.SetSystemTrayIcon(fyne.NewStaticResource("tray.png", assets.Tray))
 	}
 	a.refresh()
 	for _, p := range a.profiles.all() {
@@ -230,18 +232,34 @@ func (a *App) menu(items []tray.Item) *fyne.Menu {
 func (a *App) refresh() {
 	items := a.items()
 	if d, ok := a.fy.(desktop.App); ok {
-		d.SetSystemTrayMenu(a.menu(items))
-		icon := assets.Tray
-		for _, it := range items {
-			if it.Status.Phase == forwarder.Online {
-				icon = assets.TrayOnline
-			}
+		// The tray rebuilds its whole menu, with new item IDs, on every
+		// SetSystemTrayMenu: do it only when something shown changed, so
+		// that an open menu stays as it is.
+		if m := a.menu(items); menuText(m) != a.trayText {
+			a.trayText = menuText(m)
+			d.SetSystemTrayMenu(m)
 		}
-		d.SetSystemTrayIcon(fyne.NewStaticResource("tray.png", icon))
+		icon, name := assets.Tray, "tray.png"
+		if slices.ContainsFunc(items, func(it tray.Item) bool { return it.Status.Phase == forwarder.Online }) {
+			icon, name = assets.TrayOnline, "tray-online.png"
+		}
+		if name != a.trayIcon {
+			a.trayIcon = name
+			d.SetSystemTrayIcon(fyne.NewStaticResource(name, icon))
+		}
 	}
 	if a.win != nil {
 		a.win.refresh(items)
 	}
+}
+
+// menuText is what a menu shows: each item's label and marks.
+func menuText(m *fyne.Menu) string {
+	var b strings.Builder
+	for _, it := range m.Items {
+		fmt.Fprintf(&b, "%q %v %v %v\n", it.Label, it.Checked, it.Disabled, it.IsSeparator)
+	}
+	return b.String()
 }
 
 // toggle starts or stops a profile's forwarder. It returns at once.

@@ -1,11 +1,14 @@
 package app
 
 import (
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 	"github.com/zalando/go-keyring"
 
 	"porthole/engine"
@@ -120,5 +123,57 @@ func TestMissingSecretIsShownAtTheFieldAndInTheTray(t *testing.T) {
 	// Saving needs the password typed again.
 	if err := save(t, a.win); err == nil || !strings.Contains(a.win.form.errs[settings.FieldBasicAuthPwd].Text, "Enter the password") {
 		t.Errorf("save without the missing password = %v", err)
+	}
+}
+
+// trayApp is Fyne's test app with a tray that counts its menus.
+type trayApp struct {
+	fyne.App
+	mu    sync.Mutex
+	menus []*fyne.Menu
+	icons []string
+}
+
+func (a *trayApp) SetSystemTrayMenu(m *fyne.Menu) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.menus = append(a.menus, m)
+}
+
+func (a *trayApp) SetSystemTrayIcon(r fyne.Resource) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.icons = append(a.icons, r.Name())
+}
+
+func (a *trayApp) SetSystemTrayWindow(fyne.Window) {}
+
+func (a *trayApp) counts() (int, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.menus), len(a.icons)
+}
+
+// TestTrayIsRebuiltOnlyForAChange: the tray gets a new menu (which has new
+// item IDs and closes an open menu) only when what it shows changed.
+func TestTrayIsRebuiltOnlyForAChange(t *testing.T) {
+	keyring.MockInit()
+	fy := &trayApp{App: test.NewTempApp(t)}
+	a := New(fy, Options{Store: &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}, Secrets: settings.NewKeyring()})
+	t.Cleanup(a.Close)
+	changes := rendered(a)
+	a.Start(false)
+	if menus, icons := fy.counts(); menus != 1 || icons != 1 {
+		t.Fatalf("after Start: %d menus, %d icons; want one of each", menus, icons)
+	}
+	a.refresh()
+	a.refresh()
+	if menus, icons := fy.counts(); menus != 1 || icons != 1 {
+		t.Errorf("refreshes without a change: %d menus, %d icons", menus, icons)
+	}
+	a.toggle(a.profiles.all()[0].ID) // no built-in relay in this App: it fails at once
+	waitEnded(t, changes, forwarder.Failed)
+	if menus, _ := fy.counts(); menus < 2 {
+		t.Errorf("the failure was not shown: %d menus", menus)
 	}
 }

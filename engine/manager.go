@@ -48,8 +48,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// OnChange is called after every change of a profile's status, with
 	// the new status. Calls come one at a time, in the order of the
-	// changes. It may read the Manager's statuses, but must not start or
-	// stop profiles, and must not block for long.
+	// changes. It may read statuses and call Stop, but must not call
+	// Start, Toggle, Restart, StopWait or Forget (they wait for it), and
+	// must not block for long.
 	OnChange func(id string, s Status)
 }
 
@@ -127,7 +128,7 @@ func (m *Manager) Start(p settings.Profile) {
 		ctx, cancel = context.WithCancel(context.Background())
 		r = &run{cancel: cancel, done: make(chan struct{})}
 		m.runs[p.ID] = r
-		*s = Status{State: forwarder.State{Phase: forwarder.Connecting}, Running: true}
+		s.State, s.Running = forwarder.State{Phase: forwarder.Connecting}, true
 		return true
 	})
 	if r == nil {
@@ -139,7 +140,7 @@ func (m *Manager) Start(p settings.Profile) {
 		// The final phase and the end of the run are one change.
 		m.update(p.ID, func(s *Status) bool {
 			delete(m.runs, p.ID)
-			*s = Status{State: final}
+			s.State, s.Running = final, false
 			return true
 		})
 	}()

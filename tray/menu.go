@@ -1,15 +1,12 @@
 // Package tray builds Porthole's tray menu as a pure function of a snapshot
-// of the profiles' states. The app rebuilds the whole menu on every change,
-// as Fyne's tray does on every Refresh, so there is no menu state to keep in
-// step with the forwarders.
+// of the profiles' statuses. The app rebuilds the whole menu on every
+// change, as Fyne's tray does on every Refresh, so there is no menu state to
+// keep in step with the forwarders. menu.go lays the menu out; label.go
+// words each profile's status.
 package tray
 
 import (
-	"fmt"
-	"math"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 
@@ -77,57 +74,4 @@ func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu 
 		quit,
 	)
 	return fyne.NewMenu("Porthole", mi...)
-}
-
-// Label is a profile's menu label: its name and status, each cut to a
-// length a menu can show.
-func Label(it Item, now time.Time) string {
-	return shorten(it.Name, maxName) + " — " + Status(it.Status, now)
-}
-
-// Longest name and error text, in characters, that a label shows whole.
-const (
-	maxName  = 40
-	maxError = 80
-)
-
-// Status describes a status in a few words.
-func Status(s engine.Status, now time.Time) string {
-	switch s.Phase {
-	case forwarder.Connecting:
-		return "connecting…"
-	case forwarder.Online:
-		if len(s.Forwarding) > 0 {
-			return "online at " + s.Forwarding[0].URL
-		}
-		return "online"
-	case forwarder.Reconnecting:
-		secs := int(math.Ceil(s.RetryAt.Sub(now).Seconds()))
-		if secs < 1 {
-			return "reconnecting…"
-		}
-		return fmt.Sprintf("reconnecting in %d s", secs)
-	case forwarder.Failed:
-		return "error: " + shorten(errText(s.Err), maxError)
-	}
-	return "stopped"
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "unknown"
-	}
-	return err.Error()
-}
-
-// shorten puts s on one line and cuts it to at most n characters, on a
-// character boundary, marking the cut with an ellipsis. Menu labels cross
-// D-Bus, which accepts only valid UTF-8.
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

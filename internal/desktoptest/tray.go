@@ -181,8 +181,10 @@ func (h *TrayHost) Menu(t testing.TB, it Item) []MenuItem {
 	return items
 }
 
-// WaitMenu waits until the menu satisfies ok, re-reading it each time the
-// item announces a change. It returns the menu that did.
+// WaitMenu waits until the menu is whole and satisfies ok, re-reading it
+// each time the item announces a change. It returns the menu that did. A
+// menu is whole when its last item is Quit: the app rebuilds its menu one
+// item at a time, and a read in between sees only the first items.
 func (h *TrayHost) WaitMenu(t testing.TB, it Item, what string, ok func([]MenuItem) bool) []MenuItem {
 	t.Helper()
 	if err := h.conn.AddMatchSignal(dbus.WithMatchSender(it.Sender), dbus.WithMatchInterface(menuIface)); err != nil {
@@ -194,7 +196,7 @@ func (h *TrayHost) WaitMenu(t testing.TB, it Item, what string, ok func([]MenuIt
 	timeout := time.After(60 * time.Second)
 	for {
 		menu := h.Menu(t, it)
-		if ok(menu) {
+		if len(menu) > 0 && menu[len(menu)-1].Label == "Quit" && ok(menu) {
 			return menu
 		}
 		select {
