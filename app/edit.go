@@ -95,9 +95,9 @@ func (a *App) copySecrets(from string, p settings.Profile) error {
 	return nil
 }
 
-// deleteProfile stops a profile, removes it, and forgets its secrets.
+// deleteProfile removes a profile, then stops it and forgets its status and
+// secrets. (Removed first, it can no longer be started from the tray.)
 func (a *App) deleteProfile(id string) error {
-	a.engine.Forget(id)
 	var gone settings.Profile
 	err := a.profiles.change(func(ps []settings.Profile) ([]settings.Profile, error) {
 		i := slices.IndexFunc(ps, func(p settings.Profile) bool { return p.ID == id })
@@ -110,6 +110,7 @@ func (a *App) deleteProfile(id string) error {
 	if err != nil {
 		return err
 	}
+	a.engine.Forget(id)
 	var keyErr error
 	if gone.HasToken {
 		keyErr = a.secrets.Delete(id, settings.SecretToken)

@@ -177,3 +177,30 @@ func TestTrayIsRebuiltOnlyForAChange(t *testing.T) {
 		t.Errorf("the failure was not shown: %d menus", menus)
 	}
 }
+
+// TestInvalidSavedProfileFailsAtItsFields: a profile edited by hand into
+// something the forwarder refuses fails to start with its problems at the
+// form's fields, and the window keeps rendering.
+func TestInvalidSavedProfileFailsAtItsFields(t *testing.T) {
+	a, store := newTestApp(t)
+	p := settings.Example()
+	p.Upstream, p.Subdomain = "99999", "Bad_Name"
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{p}}); err != nil {
+		t.Fatal(err)
+	}
+	changes := rendered(a)
+	a.Start(true)
+	a.win.toggleSelected()
+	waitEnded(t, changes, forwarder.Failed)
+	a.refresh() // renders the same failure again
+	f := a.win.form
+	if l := f.errs[settings.FieldSubdomain]; !l.Visible() || !strings.Contains(l.Text, "lowercase") {
+		t.Errorf("subdomain field shows %v %q", l.Visible(), l.Text)
+	}
+	if !strings.Contains(f.normalized.Text, "out of range") {
+		t.Errorf("upstream line shows %q", f.normalized.Text)
+	}
+	if item := trayItem(t, a, p.Name); !strings.Contains(item.Label, "error: Subdomain: ") {
+		t.Errorf("tray item %q", item.Label)
+	}
+}

@@ -37,7 +37,7 @@ type settingsWindow struct {
 	items    []tray.Item
 	selected string // profile ID
 	pending  bool   // a change to the profiles is being saved
-	shownErr error  // the start error shown at the form's fields
+	shownErr string // the start error shown at the form's fields
 
 	// saved, when set, receives the outcome of each change to the
 	// profiles made from the window (tests wait on it).
@@ -176,12 +176,15 @@ func (sw *settingsWindow) showState() {
 		sw.toggle.SetText("Start")
 		sw.toggle.SetIcon(theme.MediaPlayIcon())
 	}
+	// A start error shows at its fields once, so that later refreshes do
+	// not undo what the person does with the form. (Errors are compared by
+	// text: some, such as settings.Problems, cannot be compared as values.)
 	var startErr error
 	if st.Phase == forwarder.Failed {
 		startErr = st.Err
 	}
-	if startErr != sw.shownErr {
-		sw.shownErr = startErr
+	if text := errString(startErr); text != sw.shownErr {
+		sw.shownErr = text
 		problems := settings.ProblemsOf(startErr)
 		delete(problems, settings.FieldProfile) // the status line says it
 		sw.form.showProblems(problems)
@@ -217,7 +220,7 @@ func (sw *settingsWindow) selectProfile(id string) {
 		return
 	}
 	sw.selected = id
-	sw.shownErr = nil
+	sw.shownErr = ""
 	sw.form.content.Show()
 	sw.updateButtons()
 	sw.form.set(p)
