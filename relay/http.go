@@ -24,17 +24,6 @@ const maxRequestHead = 64 << 10
 // retryAfter is the Retry-After, in seconds, of a 429 for too many connections.
 const retryAfter = "5"
 
-// acceptHTTP takes connections on the public HTTP listener.
-func (s *Server) acceptHTTP() {
-	for {
-		c, err := s.httpLn.Accept()
-		if err != nil {
-			return
-		}
-		s.handlePublic(c, s.routeHTTP)
-	}
-}
-
 // routeHTTP reads a connection's first request head to find its tunnel by
 // Host, then hands the whole connection, bytes already read included, to
 // the agent as one stream. The agent does the HTTP proxying. A head that

@@ -152,7 +152,7 @@ func (s *Server) Start() error {
 		s.httpSrv = s.newPublicServer()
 		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
 		s.loops.Go(func() { s.httpSrv.Serve(s.httpConns) })
-		s.loops.Go(s.acceptHTTP)
+		s.loops.Go(func() { s.acceptLoop(s.httpLn, "http", s.handlePublicWith(s.routeHTTP)) })
 	}
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newPublicServer()
@@ -165,9 +165,9 @@ func (s *Server) Start() error {
 		s.publicTLS = s.httpsSrv.TLSConfig
 		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())
 		s.loops.Go(func() { s.httpsSrv.Serve(s.httpsConns) })
-		s.loops.Go(s.acceptTLS)
+		s.loops.Go(func() { s.acceptLoop(s.httpsLn, "https", s.handlePublicWith(s.routeTLS)) })
 	}
-	s.loops.Go(s.acceptAgents)
+	s.loops.Go(func() { s.acceptLoop(s.agentLn, "agent", s.admitAgent) })
 	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(), "admin", s.AdminAddr(),
 		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint, "acme", s.acme != nil)
 	if s.cfg.NoAuth {
@@ -187,24 +187,41 @@ func (s *Server) newPublicServer() *http.Server {
 	}
 }
 
-// acceptAgents admits agent connections within the handshake limits; one
-// over its address's limit is closed at once, before TLS.
-func (s *Server) acceptAgents() {
+// acceptLoop hands each connection ln accepts to handle, until ln is
+// closed. A failed Accept, most often "too many open files" while a flood
+// holds every descriptor the process may have, is logged and retried after
+// a pause that grows from 5 ms to 1 s, as net/http does, so that the
+// listener serves again once the flood ends.
+func (s *Server) acceptLoop(ln net.Listener, name string, handle func(net.Conn)) {
+	var pause time.Duration
 	for {
-		c, err := s.agentLn.Accept()
-		if err != nil {
+		c, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		p, ok := s.handshakes.admit(c)
-		if !ok {
-			s.log.Debug("agent connection refused: too many handshakes from its address", "agent", c.RemoteAddr().String())
-			c.Close()
+		if err != nil {
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "listener", name, "err", err, "retry_in", pause)
+			time.Sleep(pause)
 			continue
 		}
-		if !s.agents.Go(func() { s.serveAgent(c, p) }) {
-			s.handshakes.done(p)
-			c.Close()
-		}
+		pause = 0
+		handle(c)
+	}
+}
+
+// admitAgent admits an agent connection within the handshake limits; one
+// over its address's limit is closed at once, before TLS.
+func (s *Server) admitAgent(c net.Conn) {
+	p, ok := s.handshakes.admit(c)
+	if !ok {
+		s.log.Debug("agent connection refused: too many handshakes from its address", "agent", c.RemoteAddr().String())
+		c.Close()
+		return
+	}
+	if !s.agents.Go(func() { s.serveAgent(c, p) }) {
+		s.handshakes.done(p)
+		c.Close()
 	}
 }
 
@@ -242,6 +259,12 @@ func (s *Server) removeSession(sess *session) {
 	}
 	s.mu.Unlock()
 	sess.releaseAll()
+}
+
+// handlePublicWith returns a function that handles a public connection
+// with serve (see handlePublic).
+func (s *Server) handlePublicWith(serve func(net.Conn)) func(net.Conn) {
+	return func(c net.Conn) { s.handlePublic(c, serve) }
 }
 
 // handlePublic runs serve for a public connection, counted and tracked so

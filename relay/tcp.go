@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"strconv"
 
 	"porthole/internal/netutil"
 	"porthole/wire"
@@ -11,28 +12,12 @@ import (
 
 // serveTCP accepts public connections on a TCP binding's port.
 func (s *Server) serveTCP(b *binding) {
-	for {
-		c, err := b.listener.Accept()
-		if err != nil {
-			return
-		}
-		s.handlePublic(c, func(c net.Conn) { s.forwardRaw(b, c) })
-	}
+	s.acceptLoop(b.listener, "tcp:"+strconv.Itoa(b.port), s.handlePublicWith(func(c net.Conn) { s.forwardRaw(b, c) }))
 }
 
-// acceptTLS takes connections on the HTTPS listener and routes them by SNI:
-// a TLS tunnel gets the connection untouched; anything else is terminated
-// here and served as HTTPS.
-func (s *Server) acceptTLS() {
-	for {
-		c, err := s.httpsLn.Accept()
-		if err != nil {
-			return
-		}
-		s.handlePublic(c, s.routeTLS)
-	}
-}
-
+// routeTLS routes a connection on the HTTPS listener by the SNI of its
+// ClientHello: a TLS tunnel gets the connection untouched; anything else is
+// terminated here and served as HTTPS.
 func (s *Server) routeTLS(c net.Conn) {
 	hello, consumed, err := netutil.PeekClientHello(c, s.cfg.ReadHeaderTimeout)
 	if err != nil {
