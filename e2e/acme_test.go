@@ -35,7 +35,12 @@ func startACMERelay(t *testing.T, httpAddr, httpsAddr string) (srv *relay.Server
 	a := relay.DefaultACMEConfig()
 	a.CA, a.CARoots, a.Email = ca.Directory, ca.DirectoryRoots, "ops@tunnels.test"
 	cfg.ACME = &a
+	cfg.AdminAddr = "127.0.0.1:0"
 	srv = tt.StartRelay(t, cfg)
+	// The CA answers nothing until Validate: no certificate, not ready.
+	if got := adminGet(t, srv, "/readyz"); got != "no certificate for "+acmeDomain+" yet\n" {
+		t.Errorf("/readyz before the certificate: %q", got)
+	}
 	ca.Validate(portNumber(srv.HTTPAddr()), portNumber(srv.HTTPSAddr()))
 	if srv.Fingerprint() != "" {
 		t.Errorf("ACME relay has a fingerprint to pin: %q", srv.Fingerprint())
@@ -126,6 +131,33 @@ func TestACMETLSALPN(t *testing.T) {
 	if stored["nobody."+acmeDomain] {
 		t.Error("stored a certificate for a name no tunnel holds")
 	}
+
+	// The admin listener reports the issuances and when the domain's
+	// certificate expires; the relay is ready now that it has one.
+	m := scrape(t, srv)
+	if got, _ := value(m, "porthole_acme_certificates_obtained_total"); got != 2 {
+		t.Errorf("certificates obtained: %v, want 2 (domain and tunnel)", got)
+	}
+	if got, _ := value(m, "porthole_acme_certificate_failures_total"); got != 0 {
+		t.Errorf("certificate failures: %v", got)
+	}
+	if got, _ := value(m, "porthole_certificate_expiry_timestamp_seconds", "name", acmeDomain); got != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("domain certificate expiry %v, want %v", got, leaf.NotAfter.Unix())
+	}
+	if got := adminGet(t, srv, "/readyz"); got != "ready\n" {
+		t.Errorf("/readyz: %q", got)
+	}
+}
+
+func adminGet(t *testing.T, srv *relay.Server, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.AdminAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestACMEHTTP01: a relay with only a public HTTP listener answers the CA's

@@ -60,6 +60,7 @@ type acmeManager struct {
 	limiter *certmagic.RingBufferRateLimiter
 	own     []string // the relay's own names, managed from the start
 	cancel  context.CancelFunc
+	metrics *relayMetrics
 	log     *slog.Logger
 }
 
@@ -89,11 +90,11 @@ func validateACME(c *Config) error {
 // newACME sets up certificate management once the public listeners are
 // bound: the CA's HTTP-01 and TLS-ALPN-01 challenges are answered on them.
 // allowed reports whether a tunnel (live or reserved) holds a name.
-func newACME(c *Config, httpLn, httpsLn net.Listener, allowed func(name string) bool, log *slog.Logger) (*acmeManager, error) {
+func newACME(c *Config, httpLn, httpsLn net.Listener, allowed func(name string) bool, metrics *relayMetrics, log *slog.Logger) (*acmeManager, error) {
 	a := c.ACME
 	log = log.With("component", "acme")
 	zl := zapToSlog(log)
-	m := &acmeManager{limiter: certmagic.NewRateLimiter(a.NewCerts, a.Window), log: log}
+	m := &acmeManager{limiter: certmagic.NewRateLimiter(a.NewCerts, a.Window), metrics: metrics, log: log}
 	m.own = []string{c.Domain}
 	if c.PublicHost != c.Domain && certmagic.SubjectQualifiesForPublicCert(c.PublicHost) {
 		m.own = append(m.own, c.PublicHost)
@@ -177,8 +178,10 @@ func (m *acmeManager) onEvent(_ context.Context, event string, data map[string]a
 			return errIssuanceRateLimited
 		}
 	case "cert_obtained":
+		m.metrics.certsOK.Inc()
 		m.log.Info("certificate obtained", "name", name)
 	case "cert_failed":
+		m.metrics.certsFailed.Inc()
 		m.log.Warn("certificate not obtained", "name", name, "err", data["error"])
 	}
 	return nil

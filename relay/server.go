@@ -140,7 +140,7 @@ func (s *Server) Start() error {
 	if s.cfg.ACME != nil {
 		// The CA's challenges arrive on the public listeners, so
 		// certificate management starts once they are bound.
-		if s.acme, err = newACME(&s.cfg, s.httpLn, s.httpsLn, s.holdsName, s.log); err != nil {
+		if s.acme, err = newACME(&s.cfg, s.httpLn, s.httpsLn, s.holdsName, s.metrics, s.log); err != nil {
 			s.closeListeners()
 			s.closeAdmin()
 			return err
