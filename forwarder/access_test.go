@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,20 +28,10 @@ func TestParseRateLimit(t *testing.T) {
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("ParseRateLimit(%q) = %v, %v; want %v, ok %v", c.in, got, err, c.want, c.ok)
 		}
-		if c.ok && got.String() != trim(c.in) {
+		if c.ok && got.String() != strings.TrimSpace(c.in) {
 			t.Errorf("%v.String() = %q", got, got.String())
 		}
 	}
-}
-
-func trim(s string) string {
-	for len(s) > 0 && s[0] == ' ' {
-		s = s[1:]
-	}
-	for len(s) > 0 && s[len(s)-1] == ' ' {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 func TestParsePrefix(t *testing.T) {
