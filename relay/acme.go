@@ -190,7 +190,15 @@ func (m *acmeManager) onEvent(_ context.Context, event string, data map[string]a
 // tlsConfig returns a server config that picks certificates by SNI,
 // obtaining them on demand, with the given minimum version and ALPN.
 func (m *acmeManager) tlsConfig(minVersion uint16, protos ...string) *tls.Config {
-	return &tls.Config{GetCertificate: m.magic.GetCertificate, MinVersion: minVersion, NextProtos: protos}
+	return &tls.Config{GetCertificate: m.getCertificate, MinVersion: minVersion, NextProtos: protos}
+}
+
+// getCertificate picks (or obtains) the certificate for a handshake. An
+// issuance outlives the handshake that started it: a client that gives up
+// after the relay's handshake deadline, while the CA is still validating,
+// must not cancel it, or a slow CA would never finish one.
+func (m *acmeManager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return m.magic.GetCertificateWithContext(context.WithoutCancel(hello.Context()), hello)
 }
 
 // solveTLSALPN answers a CA's TLS-ALPN-01 challenge on c (a ClientHello
