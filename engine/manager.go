@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 
 	"porthole/forwarder"
+	"porthole/inspect"
 	"porthole/settings"
 )
 
@@ -46,6 +48,9 @@ type Config struct {
 	Secrets    SecretSource
 	LocalRelay *LocalRelay // for profiles that use the built-in relay; may be nil
 	Logger     *slog.Logger
+	// Inspect, if set, keeps every profile's HTTP exchanges and counters
+	// for the inspector and the agent API (see API).
+	Inspect *inspect.Store
 	// OnChange is called after every change of a profile's status, with
 	// the new status. Calls come one at a time, in the order of the
 	// changes. It may read statuses and call Stop, but must not call
@@ -63,14 +68,16 @@ type Manager struct {
 	// changes are delivered one at a time and in order. It is taken before mu.
 	emit sync.Mutex
 
-	mu     sync.Mutex
-	runs   map[string]*run
-	status map[string]Status
+	mu       sync.Mutex
+	runs     map[string]*run
+	status   map[string]Status
+	watchers map[string][]chan Status // see watch
 }
 
 type run struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	f      *forwarder.Forwarder // once built; guarded by Manager.mu
 }
 
 // New returns a Manager.
@@ -78,7 +85,7 @@ func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, runs: map[string]*run{}, status: map[string]Status{}}
+	return &Manager{cfg: cfg, runs: map[string]*run{}, status: map[string]Status{}, watchers: map[string][]chan Status{}}
 }
 
 // Status returns a profile's status (stopped if it never ran).
@@ -107,10 +114,60 @@ func (m *Manager) update(id string, change func(*Status) bool) {
 		return
 	}
 	m.status[id] = s
+	for _, w := range m.watchers[id] {
+		select {
+		case w <- s:
+		default: // the watcher has not taken the last one yet; it reads Status
+		}
+	}
 	m.mu.Unlock()
 	if m.cfg.OnChange != nil {
 		m.cfg.OnChange(id, s)
 	}
+}
+
+// watch returns a channel that is told of the profile's status changes,
+// and a function to stop watching.
+func (m *Manager) watch(id string) (<-chan Status, func()) {
+	ch := make(chan Status, 1)
+	m.mu.Lock()
+	m.watchers[id] = append(m.watchers[id], ch)
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.watchers[id] = slices.DeleteFunc(m.watchers[id], func(c chan Status) bool { return c == ch })
+		if len(m.watchers[id]) == 0 {
+			delete(m.watchers, id)
+		}
+	}
+}
+
+// Metrics returns the counters of a running profile's tunnel, or nil when
+// it does not run or the Manager inspects nothing.
+func (m *Manager) Metrics(id string) *inspect.Metrics {
+	m.mu.Lock()
+	r := m.runs[id]
+	m.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	f := m.forwarderOf(r)
+	if f == nil {
+		return nil
+	}
+	for _, t := range f.Tunnels() {
+		if t.Tap != nil {
+			return t.Tap.Metrics()
+		}
+	}
+	return nil
+}
+
+func (m *Manager) forwarderOf(r *run) *forwarder.Forwarder {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return r.f
 }
 
 // Start runs the profile's forwarder in the background. It returns at once
@@ -118,16 +175,23 @@ func (m *Manager) update(id string, change func(*Status) bool) {
 // are handled on the forwarder's goroutine, and progress arrives through
 // OnChange. Starting a running profile does nothing.
 func (m *Manager) Start(p settings.Profile) {
+	m.start(p.ID, p.Name, func(onState func(forwarder.State)) (*forwarder.Forwarder, error) {
+		return m.forwarder(p, onState)
+	})
+}
+
+// start runs the forwarder that build makes under id, unless one runs.
+func (m *Manager) start(id, name string, build func(onState func(forwarder.State)) (*forwarder.Forwarder, error)) {
 	var r *run
 	var ctx context.Context
-	m.update(p.ID, func(s *Status) bool {
-		if m.runs[p.ID] != nil {
+	m.update(id, func(s *Status) bool {
+		if m.runs[id] != nil {
 			return false
 		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(context.Background())
 		r = &run{cancel: cancel, done: make(chan struct{})}
-		m.runs[p.ID] = r
+		m.runs[id] = r
 		s.State, s.Running = forwarder.State{Phase: forwarder.Connecting}, true
 		return true
 	})
@@ -136,25 +200,25 @@ func (m *Manager) Start(p settings.Profile) {
 	}
 	go func() {
 		defer close(r.done)
-		final := m.run(ctx, p, r)
+		final := m.run(ctx, id, name, r, build)
 		// The final phase and the end of the run are one change.
-		m.update(p.ID, func(s *Status) bool {
-			delete(m.runs, p.ID)
+		m.update(id, func(s *Status) bool {
+			delete(m.runs, id)
 			s.State, s.Running = final, false
 			return true
 		})
 	}()
 }
 
-// run runs the profile's forwarder until ctx is done or it fails, and
-// returns its final state.
-func (m *Manager) run(ctx context.Context, p settings.Profile, r *run) forwarder.State {
-	f, err := m.forwarder(p, func(st forwarder.State) {
+// run runs a forwarder until ctx is done or it fails, and returns its
+// final state.
+func (m *Manager) run(ctx context.Context, id, name string, r *run, build func(func(forwarder.State)) (*forwarder.Forwarder, error)) forwarder.State {
+	f, err := build(func(st forwarder.State) {
 		if st.Phase == forwarder.Stopped || st.Phase == forwarder.Failed {
 			return // recorded with the end of the run
 		}
-		m.update(p.ID, func(s *Status) bool {
-			if m.runs[p.ID] != r {
+		m.update(id, func(s *Status) bool {
+			if m.runs[id] != r {
 				return false
 			}
 			s.State = st
@@ -165,9 +229,12 @@ func (m *Manager) run(ctx context.Context, p settings.Profile, r *run) forwarder
 	case ctx.Err() != nil:
 		return forwarder.State{Phase: forwarder.Stopped}
 	case err != nil:
-		m.cfg.Logger.Warn("profile cannot start", "profile", p.Name, "err", err)
+		m.cfg.Logger.Warn("profile cannot start", "profile", name, "err", err)
 		return forwarder.State{Phase: forwarder.Failed, Err: err}
 	}
+	m.mu.Lock()
+	r.f = f
+	m.mu.Unlock()
 	if err := f.Run(ctx); err != nil {
 		return forwarder.State{Phase: forwarder.Failed, Err: err}
 	}
@@ -208,6 +275,7 @@ func (m *Manager) forwarder(p settings.Profile, onState func(forwarder.State)) (
 	}
 	cfg.Logger = m.cfg.Logger.With("profile", p.Name)
 	cfg.OnState = onState
+	cfg.Inspect = m.cfg.Inspect
 	return forwarder.New(cfg)
 }
 

@@ -100,6 +100,7 @@ func (p Profile) Config(s Secrets, builtin Endpoint) (forwarder.Config, error) {
 		cfg.Token = s.Token
 	}
 	t := forwarder.Tunnel{
+		Label:             p.Name,
 		Proto:             p.Type,
 		Upstream:          p.Upstream,
 		UpstreamHTTP2:     p.UpstreamHTTP2,
