@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -125,9 +127,21 @@ func TestDesktopApp(t *testing.T) {
 		}
 	}
 
+	// The default browser is a script that hands the URL it is asked to
+	// open to the test, through a FIFO (reading it waits for the write).
+	bin := t.TempDir()
+	opened := filepath.Join(bin, "opened")
+	if err := syscall.Mkfifo(opened, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nprintf '%s\\n' \"$1\" > " + opened + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(),
 		"DISPLAY="+display, "DBUS_SESSION_BUS_ADDRESS="+bus,
 		"HOME="+home, "XDG_CONFIG_HOME="+config, "LANG=en_US.UTF-8",
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
 	app := launch(t, env, "--background")
 	item := host.WaitItem(t)
@@ -160,7 +174,10 @@ func TestDesktopApp(t *testing.T) {
 		return ok && it.Checked
 	})
 	online, _ := desktoptest.Find(menu, "web — online at ")
-	url := strings.TrimPrefix(online.Label, "web — online at ")
+	url, traffic, _ := strings.Cut(strings.TrimPrefix(online.Label, "web — online at "), " — ")
+	if traffic != "0 requests" {
+		t.Errorf("traffic in the label: %q", traffic)
+	}
 	if _, ok := desktoptest.Find(menu, "Copy "+url); !ok {
 		t.Errorf("no copy item for %s: %v", url, menu)
 	}
@@ -177,7 +194,40 @@ func TestDesktopApp(t *testing.T) {
 		t.Errorf("notification body %q, want %q", n.Body, url)
 	}
 
-	// Click again: it stops.
+	// The request shows in the profile's item, and Inspect traffic… opens
+	// the inspector in the default browser, where the profile's tunnel is.
+	menu = host.WaitMenu(t, item, "the request counted", func(m []desktoptest.MenuItem) bool {
+		_, ok := desktoptest.Find(m, "web — online at "+url+" — 1 request")
+		return ok
+	})
+	inspectItem, ok := desktoptest.Find(menu, "Inspect traffic…")
+	if !ok {
+		t.Fatalf("no Inspect traffic… item: %v", menu)
+	}
+	host.Click(t, item, inspectItem.ID)
+	inspector := readFIFO(t, opened)
+	if !strings.HasPrefix(inspector, "http://127.0.0.1:40") {
+		t.Errorf("the browser was asked to open %q", inspector)
+	}
+	resp, err = http.Get(inspector + "/api/tunnels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tunnels struct {
+		Tunnels []struct {
+			Name      string
+			PublicURL string `json:"public_url"`
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&tunnels)
+	resp.Body.Close()
+	if len(tunnels.Tunnels) == 0 || tunnels.Tunnels[0].Name != "web" || tunnels.Tunnels[0].PublicURL != url {
+		t.Errorf("the inspector's tunnels: %+v", tunnels.Tunnels)
+	}
+
+	// Click again: it stops. (Every change rebuilds the menu, so item IDs
+	// come from the latest read.)
+	online, _ = desktoptest.Find(host.Menu(t, item), "web — online at ")
 	host.Click(t, item, online.ID)
 	menu = host.WaitMenu(t, item, "the profile stopped", func(m []desktoptest.MenuItem) bool {
 		it, ok := desktoptest.Find(m, "web — stopped")
@@ -275,6 +325,27 @@ func TestDesktopApp(t *testing.T) {
 	host.Click(t, item, quit.ID)
 	if code := app.wait(t); code != 0 {
 		t.Errorf("exit %d after Quit", code)
+	}
+}
+
+// readFIFO returns the first line written to the FIFO at path.
+func readFIFO(t *testing.T, path string) string {
+	t.Helper()
+	line := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(path) // opens when the writer does; ends when it closes
+		line <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case l := <-line:
+		return l
+	case <-time.After(30 * time.Second):
+		// Unblock the reader so that the goroutine ends.
+		if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("nothing was opened in the browser")
+		return ""
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"porthole/autostart"
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/inspect"
 	"porthole/settings"
 	"porthole/tray"
 )
@@ -48,6 +49,10 @@ type Options struct {
 	Launcher   autostart.Launcher
 	LocalRelay *engine.LocalRelay
 	Logger     *slog.Logger
+	// WebAddr is where the traffic inspector and agent API listen: ""
+	// for 127.0.0.1:4040 (or the next free port up to 4049), "false" for
+	// nowhere.
+	WebAddr string
 }
 
 // App is the running desktop app. The engine owns the profiles' statuses
@@ -62,6 +67,9 @@ type App struct {
 	engine   *engine.Manager
 	profiles *profileList
 	notes    *notifier
+	inspect  *inspect.Store  // the profiles' captured traffic
+	web      *inspect.Server // the inspector, once started; nil when off
+	webAddr  string
 
 	mu           sync.Mutex
 	startAtLogin bool
@@ -78,8 +86,10 @@ type App struct {
 	once  sync.Once
 
 	// rendered, if set, is called after each status change has been
-	// rendered (tests wait on it).
-	rendered func(id string, s engine.Status)
+	// rendered, and refreshed after every rendering of the tray and window
+	// (tests wait on them). Both run on the UI goroutine.
+	rendered  func(id string, s engine.Status)
+	refreshed func(items []tray.Item)
 }
 
 // New wires an App to a Fyne app. Call Start next, and Quit or Close at the end.
@@ -92,12 +102,17 @@ func New(fy fyne.App, o Options) *App {
 		launcher: o.Launcher, local: o.LocalRelay,
 		profiles: &profileList{store: o.Store},
 		stop:     make(chan struct{}),
+		webAddr:  o.WebAddr,
+	}
+	if o.WebAddr != "false" {
+		a.inspect = inspect.NewStore(inspect.DefaultConfig())
 	}
 	a.notes = newNotifier(downGrace, a.notify)
 	a.engine = engine.New(engine.Config{
 		Secrets:    o.Secrets,
 		LocalRelay: o.LocalRelay,
 		Logger:     o.Logger,
+		Inspect:    a.inspect,
 		OnChange:   a.onChange,
 	})
 	return a
@@ -121,6 +136,7 @@ func (a *App) Start(showWindow bool) {
 	if a.launcher != nil {
 		a.startAtLogin = a.launcher.IsEnabled()
 	}
+	a.startInspector(a.webAddr)
 	a.refresh()
 	for _, p := range a.profiles.all() {
 		if p.StartWithApp {
@@ -159,22 +175,26 @@ func (a *App) loadProfiles() (notice string) {
 }
 
 // countdown refreshes the tray and window every second while a profile
-// waits to reconnect, so "reconnecting in N s" counts down. It runs until
-// Close.
+// waits to reconnect, so "reconnecting in N s" counts down, and while
+// traffic flows, so the counts stay live. It runs until Close.
 func (a *App) countdown() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	last := a.items()
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
 		}
-		for _, s := range a.engine.Snapshot() {
-			if s.Phase == forwarder.Reconnecting {
-				a.ui(a.refresh)
-				break
-			}
+		items := a.items()
+		changed := !slices.EqualFunc(items, last, func(x, y tray.Item) bool { return x.ID == y.ID && x.Traffic == y.Traffic })
+		last = items
+		for _, it := range items {
+			changed = changed || it.Status.Phase == forwarder.Reconnecting
+		}
+		if changed {
+			a.ui(a.refresh)
 		}
 	}
 }
@@ -188,6 +208,7 @@ func (a *App) items() []tray.Item {
 	for i, p := range ps {
 		items[i] = tray.Item{ID: p.ID, Name: p.Name, Status: statuses[p.ID]}
 	}
+	a.traffic(items)
 	return items
 }
 
@@ -218,13 +239,17 @@ func (a *App) menu(items []tray.Item) *fyne.Menu {
 	a.mu.Lock()
 	login := a.startAtLogin
 	a.mu.Unlock()
-	return tray.Menu(items, login, time.Now(), tray.Actions{
+	actions := tray.Actions{
 		Toggle:          a.toggle,
 		CopyURL:         func(u string) { a.fy.Clipboard().SetContent(u) },
 		OpenSettings:    a.ShowSettings,
 		SetStartAtLogin: a.setStartAtLogin,
 		Quit:            a.Quit,
-	})
+	}
+	if a.web != nil {
+		actions.Inspect = a.openInspector
+	}
+	return tray.Menu(items, login, time.Now(), actions)
 }
 
 // refresh renders the profiles and their statuses into the tray menu and
@@ -250,6 +275,9 @@ func (a *App) refresh() {
 	}
 	if a.win != nil {
 		a.win.refresh(items)
+	}
+	if a.refreshed != nil {
+		a.refreshed(items)
 	}
 }
 
@@ -331,6 +359,9 @@ func (a *App) shutdown() {
 		}
 		if a.local != nil {
 			a.local.Close()
+		}
+		if a.web != nil {
+			a.web.Close()
 		}
 	})
 }

@@ -23,7 +23,7 @@ func newTestApp(t *testing.T) (*App, *settings.Store) {
 	t.Helper()
 	keyring.MockInit()
 	store := &settings.Store{Path: filepath.Join(t.TempDir(), "porthole", "profiles.json")}
-	a := New(test.NewTempApp(t), Options{Store: store, Secrets: settings.NewKeyring()})
+	a := New(test.NewTempApp(t), Options{Store: store, Secrets: settings.NewKeyring(), WebAddr: "127.0.0.1:0"})
 	t.Cleanup(a.Close) // no goroutine or keyring call may outlive the test
 	return a, store
 }

@@ -2,12 +2,14 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
@@ -20,19 +22,24 @@ import (
 
 // settingsWindow lists the profiles and edits the selected one.
 type settingsWindow struct {
-	a      *App
-	w      fyne.Window
-	list   *widget.List
-	form   *profileForm
-	notice *widget.Label
-	status *widget.Label
-	toggle *widget.Button
-	save   *widget.Button
-	link   *widget.Hyperlink // the public URL of an online profile
-	copy   *widget.Button
-	add    *widget.Button
-	remove *widget.Button
-	dup    *widget.Button
+	a        *App
+	w        fyne.Window
+	list     *widget.List
+	form     *profileForm
+	notice   *widget.Label
+	status   *widget.Label
+	toggle   *widget.Button
+	save     *widget.Button
+	link     *widget.Hyperlink // the public URL of an online profile
+	copy     *widget.Button
+	right    *fyne.Container // the form side, laid out again when live shows or hides
+	live     *fyne.Container // an online profile's traffic and QR code
+	counters *widget.Label
+	qr       *canvas.Image
+	qrURL    string // what qr encodes
+	add      *widget.Button
+	remove   *widget.Button
+	dup      *widget.Button
 
 	items    []tray.Item
 	selected string // profile ID
@@ -108,8 +115,18 @@ func newSettingsWindow(a *App) *settingsWindow {
 		}
 	})
 	sw.copy.Hide()
+	sw.counters = widget.NewLabel("")
+	sw.qr = canvas.NewImageFromImage(nil)
+	sw.qr.FillMode = canvas.ImageFillContain
+	sw.qr.ScaleMode = canvas.ImageScalePixels
+	sw.qr.SetMinSize(fyne.NewSize(132, 132))
+	scan := widget.NewLabel("Scan the code to open the public URL on a phone.")
+	scan.Importance = widget.LowImportance
+	sw.live = container.NewHBox(sw.qr, container.NewVBox(sw.counters, scan))
+	sw.live.Hide()
 	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(sw.link, sw.copy, sw.toggle, sw.save), sw.status)
-	right := container.NewBorder(sw.notice, bottom, nil, nil, container.NewVScroll(container.NewPadded(sw.form.content)))
+	right := container.NewBorder(container.NewVBox(sw.notice, sw.live), bottom, nil, nil, container.NewVScroll(container.NewPadded(sw.form.content)))
+	sw.right = right
 
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.25
@@ -160,6 +177,13 @@ func (sw *settingsWindow) showState() {
 	sw.status.SetText(it.Name + ": " + tray.Status(st, time.Now()))
 	sw.link.Hide()
 	sw.copy.Hide()
+	wasLive := sw.live.Visible()
+	sw.live.Hide()
+	defer func() {
+		if sw.live.Visible() != wasLive {
+			sw.right.Refresh()
+		}
+	}()
 	if st.Phase == forwarder.Online && len(st.Forwarding) > 0 {
 		if u, err := url.Parse(st.Forwarding[0].URL); err == nil {
 			sw.status.SetText(it.Name + ": online at")
@@ -167,6 +191,7 @@ func (sw *settingsWindow) showState() {
 			sw.link.SetURL(u)
 			sw.link.Show()
 			sw.copy.Show()
+			sw.showLive(it, u.String())
 		}
 	}
 	if st.Running {
@@ -189,6 +214,45 @@ func (sw *settingsWindow) showState() {
 		delete(problems, settings.FieldProfile) // the status line says it
 		sw.form.showProblems(problems)
 	}
+}
+
+// showLive shows an online profile's live counters and the QR code of its
+// public URL.
+func (sw *settingsWindow) showLive(it tray.Item, publicURL string) {
+	t := it.Traffic
+	sw.counters.SetText(fmt.Sprintf("%s · %d %s · %s in · %s out · %d open %s",
+		tray.Traffic(it), t.Errors, plural(t.Errors, "error"), byteSize(t.BytesIn), byteSize(t.BytesOut),
+		t.Open, plural(t.Open, "connection")))
+	if publicURL != sw.qrURL {
+		img, err := qrImage(publicURL, 264)
+		if err != nil {
+			sw.a.log.Warn("QR code", "err", err)
+			return
+		}
+		sw.qr.Image, sw.qrURL = img, publicURL
+		sw.qr.Refresh()
+	}
+	sw.live.Show()
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// byteSize is n bytes in words a person reads at a glance.
+func byteSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1000)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
 // setPending disables the buttons that change the profiles while a change

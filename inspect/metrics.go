@@ -147,6 +147,21 @@ func (m *Metrics) Statuses() map[int]int64 {
 	return maps.Clone(m.statuses)
 }
 
+// Totals are a tunnel's running totals, cheap to read often.
+type Totals struct {
+	Requests, Errors  int64 // HTTP requests, and 5xx answers among them
+	Conns, Open       int64 // connections since the start, and open now
+	BytesIn, BytesOut int64 // from and to public clients
+}
+
+// Totals returns the running totals.
+func (m *Metrics) Totals() Totals {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Totals{Requests: m.http.count, Errors: m.errors, Conns: m.conns.count, Open: m.open,
+		BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load()}
+}
+
 // Open returns the number of open connections.
 func (m *Metrics) Open() int64 {
 	m.mu.Lock()

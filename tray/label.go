@@ -12,9 +12,27 @@ import (
 )
 
 // Label is a profile's menu label: its name and status, each cut to a
-// length a menu can show.
+// length a menu can show, and for an online profile what its tunnel
+// carried.
 func Label(it Item, now time.Time) string {
-	return shorten(it.Name, maxName) + " — " + Status(it.Status, now)
+	l := shorten(it.Name, maxName) + " — " + Status(it.Status, now)
+	if it.Status.Phase == forwarder.Online {
+		l += " — " + Traffic(it)
+	}
+	return l
+}
+
+// Traffic counts an online profile's requests (HTTP) or connections (TCP,
+// TLS) in words.
+func Traffic(it Item) string {
+	n, what := it.Traffic.Requests, "request"
+	if len(it.Status.Forwarding) > 0 && !strings.HasPrefix(it.Status.Forwarding[0].URL, "http") {
+		n, what = it.Traffic.Conns, "connection"
+	}
+	if n != 1 {
+		what += "s"
+	}
+	return fmt.Sprintf("%d %s", n, what)
 }
 
 // Longest name and error text, in characters, that a label shows whole.

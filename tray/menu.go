@@ -12,14 +12,16 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/inspect"
 )
 
 // Item is one profile as the tray shows it: its name, and a snapshot of
 // the status the engine keeps for it.
 type Item struct {
-	ID     string
-	Name   string
-	Status engine.Status
+	ID      string
+	Name    string
+	Status  engine.Status
+	Traffic inspect.Totals // what its tunnel carried while it runs
 }
 
 // Actions are what the menu items do. They run on the UI goroutine and must
@@ -30,11 +32,14 @@ type Actions struct {
 	OpenSettings    func()
 	SetStartAtLogin func(on bool)
 	Quit            func()
+	// Inspect opens the traffic inspector; without it the menu has no
+	// "Inspect traffic…" item.
+	Inspect func()
 }
 
 // Menu builds the tray menu: one checkable item per profile (checked while
 // its forwarder runs), a copy item per public URL of online profiles,
-// Settings…, Start at login, and Quit.
+// Inspect traffic…, Settings…, Start at login, and Quit.
 func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu {
 	var mi []*fyne.MenuItem
 	if len(items) == 0 {
@@ -66,8 +71,11 @@ func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu 
 	login.Checked = startAtLogin
 	quit := fyne.NewMenuItem("Quit", a.Quit)
 	quit.IsQuit = true
+	mi = append(mi, fyne.NewMenuItemSeparator())
+	if a.Inspect != nil {
+		mi = append(mi, fyne.NewMenuItem("Inspect traffic…", a.Inspect))
+	}
 	mi = append(mi,
-		fyne.NewMenuItemSeparator(),
 		fyne.NewMenuItem("Settings…", a.OpenSettings),
 		login,
 		fyne.NewMenuItemSeparator(),

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/inspect"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -69,10 +71,10 @@ func TestMenu(t *testing.T) {
 			"(off) No tunnels yet", "---", "Settings…", "Start at login", "---", "Quit"}},
 		{"stopped and online", []Item{
 			{ID: "a", Name: "api"},
-			{ID: "w", Name: "web", Status: engine.Status{State: online, Running: true}},
+			{ID: "w", Name: "web", Status: engine.Status{State: online, Running: true}, Traffic: inspect.Totals{Requests: 12, Conns: 3}},
 		}, true, []string{
 			"api — stopped",
-			"[x] web — online at http://web.localhost:7780",
+			"[x] web — online at http://web.localhost:7780 — 12 requests",
 			"---", "Copy http://web.localhost:7780", "Copy https://web.localhost:7743",
 			"---", "Settings…", "[x] Start at login", "---", "Quit"}},
 		{"failed is not checked, connecting is", []Item{
@@ -81,10 +83,24 @@ func TestMenu(t *testing.T) {
 		}, false, []string{
 			"api — error: name taken", "[x] db — connecting…",
 			"---", "Settings…", "Start at login", "---", "Quit"}},
+		{"tcp counts connections", []Item{
+			{ID: "d", Name: "db", Status: engine.Status{Running: true, State: forwarder.State{Phase: forwarder.Online,
+				Forwarding: []forwarder.Forwarding{{URL: "tcp://localhost:20001"}}}}, Traffic: inspect.Totals{Conns: 1}},
+		}, false, []string{
+			"[x] db — online at tcp://localhost:20001 — 1 connection",
+			"---", "Copy tcp://localhost:20001",
+			"---", "Settings…", "Start at login", "---", "Quit"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := labels(Menu(c.items, c.login, now, Actions{}))
+			if c.name == "stopped and online" {
+				// With an inspector, its item comes before Settings….
+				withInspect := labels(Menu(c.items, c.login, now, Actions{Inspect: func() {}}))
+				if i := slices.Index(withInspect, "Inspect traffic…"); i < 0 || withInspect[i+1] != "Settings…" {
+					t.Errorf("menu with an inspector: %v", withInspect)
+				}
+			}
 			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
 				t.Errorf("menu:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
@@ -94,7 +110,7 @@ func TestMenu(t *testing.T) {
 
 func TestMenuActions(t *testing.T) {
 	var toggled, copied string
-	var settings, quit bool
+	var settings, quit, inspected bool
 	var login *bool
 	a := Actions{
 		Toggle:          func(id string) { toggled = id },
@@ -102,6 +118,7 @@ func TestMenuActions(t *testing.T) {
 		OpenSettings:    func() { settings = true },
 		SetStartAtLogin: func(on bool) { login = &on },
 		Quit:            func() { quit = true },
+		Inspect:         func() { inspected = true },
 	}
 	m := Menu([]Item{{ID: "w", Name: "web", Status: engine.Status{Running: true, State: forwarder.State{
 		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}}, false, now, a)
@@ -109,12 +126,13 @@ func TestMenuActions(t *testing.T) {
 	for _, it := range m.Items {
 		byLabel[it.Label] = it
 	}
-	byLabel["web — online at http://web.localhost:7780"].Action()
+	byLabel["web — online at http://web.localhost:7780 — 0 requests"].Action()
+	byLabel["Inspect traffic…"].Action()
 	byLabel["Copy http://web.localhost:7780"].Action()
 	byLabel["Settings…"].Action()
 	byLabel["Start at login"].Action()
 	byLabel["Quit"].Action()
-	if toggled != "w" || copied != "http://web.localhost:7780" || !settings || !quit || login == nil || !*login {
+	if toggled != "w" || copied != "http://web.localhost:7780" || !settings || !quit || login == nil || !*login || !inspected {
 		t.Errorf("toggled %q copied %q settings %v quit %v login %v", toggled, copied, settings, quit, login)
 	}
 	if !byLabel["Quit"].IsQuit {

@@ -1,0 +1,138 @@
+package app
+
+import (
+	"encoding/json"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"porthole/forwarder"
+	tt "porthole/internal/tunneltest"
+	"porthole/tray"
+)
+
+// decodeQR reads the QR code in img, as a phone's camera would.
+func decodeQR(t *testing.T, img image.Image) string {
+	t.Helper()
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("no QR code: %v", err)
+	}
+	return res.GetText()
+}
+
+// TestOnlineProfileShowsTrafficAndQRCode starts a profile and sends
+// requests through it: the tray item counts them, the window shows the
+// counters and a QR code that decodes to the public URL, and the
+// inspector's API lists the profile's tunnel under the profile's name.
+func TestOnlineProfileShowsTrafficAndQRCode(t *testing.T) {
+	srv := tt.StartRelay(t, tt.RelayConfig(t))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }))
+	defer up.Close()
+	a, _ := newTestApp(t)
+	changes := rendered(a)
+	refreshed := make(chan []tray.Item, 100)
+	a.refreshed = func(items []tray.Item) { refreshed <- items }
+	a.Start(true)
+	p, _ := a.profiles.get(a.win.selected)
+	p.Name, p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint, p.Subdomain, p.Upstream = "web", false, srv.AgentAddr(), srv.Fingerprint(), "web", up.URL
+	if err := a.saveProfile(p, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	a.win.selectProfile(p.ID)
+	a.win.toggleSelected()
+	var online forwarder.State
+	for online.Phase != forwarder.Online {
+		select {
+		case s := <-changes:
+			online = s.State
+		case <-time.After(30 * time.Second):
+			t.Fatal("the profile did not come online")
+		}
+	}
+	publicURL := online.Forwarding[0].URL
+
+	for range 2 {
+		resp, err := tt.Client(srv).Get(publicURL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	// The tray and window show the count once the app has rendered it;
+	// they follow the traffic by themselves.
+	timeout := time.After(10 * time.Second)
+	for counted := false; !counted; {
+		select {
+		case items := <-refreshed:
+			counted = len(items) == 1 && items[0].Traffic.Requests == 2
+		case <-timeout:
+			t.Fatalf("no rendering with 2 requests; the tunnel counted %+v", a.engine.Metrics(p.ID).Totals())
+		}
+	}
+	if item := trayItem(t, a, "web"); item.Label != "web — online at "+publicURL+" — 2 requests" {
+		t.Errorf("tray item %q", item.Label)
+	}
+	if got := a.win.counters.Text; !strings.HasPrefix(got, "2 requests · 0 errors · ") || !strings.HasSuffix(got, " open connections") {
+		t.Errorf("window counters %q", got)
+	}
+	if !a.win.live.Visible() {
+		t.Error("the live panel is hidden")
+	}
+	shot := a.win.w.Canvas().Capture()
+	if dir := os.Getenv("PORTHOLE_SCREENSHOT_DIR"); dir != "" {
+		f, _ := os.Create(filepath.Join(dir, "window.png"))
+		png.Encode(f, shot)
+		f.Close()
+	}
+	if got := decodeQR(t, shot); got != publicURL {
+		t.Errorf("the window's QR code reads %q, want %q", got, publicURL)
+	}
+
+	// The inspector serves the profile's tunnel, named by the profile.
+	if a.InspectorURL() == "" {
+		t.Fatal("no inspector")
+	}
+	resp, err := http.Get(a.InspectorURL() + "/api/tunnels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Tunnels []struct {
+			Name      string
+			PublicURL string `json:"public_url"`
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list.Tunnels) == 0 || list.Tunnels[0].Name != "web" || list.Tunnels[0].PublicURL != publicURL {
+		t.Errorf("inspector tunnels: %+v", list.Tunnels)
+	}
+	if _, ok := findItem(a, "Inspect traffic…"); !ok {
+		t.Error("the tray has no Inspect traffic… item")
+	}
+}
+
+func findItem(a *App, label string) (int, bool) {
+	for i, it := range a.menu(a.items()).Items {
+		if it.Label == label {
+			return i, true
+		}
+	}
+	return 0, false
+}
