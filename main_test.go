@@ -170,8 +170,10 @@ func TestDesktopApp(t *testing.T) {
 	// Click the profile: its forwarder comes online through the relay.
 	host.Click(t, item, web.ID)
 	menu = host.WaitMenu(t, item, "the profile online", func(m []desktoptest.MenuItem) bool {
+		// The whole menu: a read may catch it while it is being replaced.
 		it, ok := desktoptest.Find(m, "web — online at http://web.localhost:")
-		return ok && it.Checked
+		_, quit := desktoptest.Find(m, "Quit")
+		return ok && it.Checked && quit
 	})
 	online, _ := desktoptest.Find(menu, "web — online at ")
 	url, traffic, _ := strings.Cut(strings.TrimPrefix(online.Label, "web — online at "), " — ")

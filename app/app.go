@@ -180,17 +180,20 @@ func (a *App) loadProfiles() (notice string) {
 func (a *App) countdown() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	last := a.items()
+	// Traffic seen at the last tick, by profile (none before it ran).
+	// Changes to the list are rendered by whoever makes them.
+	seen := map[string]inspect.Totals{}
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
 		}
-		items := a.items()
-		changed := !slices.EqualFunc(items, last, func(x, y tray.Item) bool { return x.ID == y.ID && x.Traffic == y.Traffic })
-		last = items
-		for _, it := range items {
+		changed := false
+		for _, it := range a.items() {
+			// A profile that stops is rendered by its status change.
+			changed = changed || it.Status.Running && seen[it.ID] != it.Traffic
+			seen[it.ID] = it.Traffic
 			changed = changed || it.Status.Phase == forwarder.Reconnecting
 		}
 		if changed {
