@@ -536,3 +536,34 @@ func TestGarbageFrames(t *testing.T) {
 		t.Errorf("the name was not released for its token: %+v", m.Error)
 	}
 }
+
+// TestPingFlood: yamux answers every ping on a goroutine of its own, so an
+// authenticated agent that sends pings as fast as it can must be stopped
+// before the relay holds a goroutine for each; its session ends with a code.
+func TestPingFlood(t *testing.T) {
+	srv := startRelay(t, nil)
+	a := authenticate(t, srv, "127.0.0.1")
+	if m := a.bind(t, wire.Bind{TunnelID: 1, Proto: wire.ProtoHTTP}); m.Bound == nil {
+		t.Fatalf("bind: %+v", m.Error)
+	}
+	before, goroutines := heapInUse(), runtime.NumGoroutine()
+	const pings = 200_000
+	flood := make([]byte, 0, 12*pings)
+	for i := range uint32(pings) {
+		flood = append(flood, 0, 2, 0, 1, 0, 0, 0, 0) // version 0, ping, SYN, session
+		flood = binary.BigEndian.AppendUint32(flood, i)
+	}
+	a.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := a.conn.Write(flood); err != nil {
+		t.Fatal(err)
+	}
+	grew := runtime.NumGoroutine() - goroutines
+	t.Logf("%d goroutines more once the flood was written", grew)
+	if grew > 2*wire.PingBurst {
+		t.Errorf("%d pings left %d goroutines running", pings, grew)
+	}
+	if got := refusal(t, a.ctrl); got != wire.CodeRateLimited {
+		t.Errorf("session ended with %s, want %s", got, wire.CodeRateLimited)
+	}
+	checkGrowth(t, before, 4<<20)
+}

@@ -158,7 +158,10 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	// the session holds at most one stream (AcceptBacklog 1).
 	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, s.cfg.StreamWindow, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
 	ycfg.AcceptBacklog = 1
-	if sess.ys, err = yamux.Server(conn, ycfg); err != nil {
+	guarded := wire.GuardPings(conn, func() {
+		sess.fail(wire.Errorf(wire.CodeRateLimited, "more than %d pings a second", wire.PingRate))
+	})
+	if sess.ys, err = yamux.Server(guarded, ycfg); err != nil {
 		conn.Close()
 		return
 	}
