@@ -89,8 +89,9 @@ type Config struct {
 	// Before authentication: how long an agent connection may take for the
 	// TLS handshake, its Hello and its control stream, and how many such
 	// connections may be open at once, in all and from one address (IPv4
-	// address or IPv6 /64). When MaxHandshakes is reached the oldest one is
-	// dropped, so that a flood of slow peers cannot keep real agents out.
+	// address or IPv6 /64). When MaxHandshakes is reached the oldest one of
+	// the network (IPv4 /24, IPv6 /48) that holds the most is dropped, so
+	// that a flood of slow peers cannot keep real agents out.
 	HandshakeTimeout   time.Duration
 	MaxHandshakes      int
 	MaxHandshakesPerIP int

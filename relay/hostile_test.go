@@ -11,6 +11,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -349,6 +350,68 @@ func TestHandshakeCaps(t *testing.T) {
 		if s.Phase == forwarder.Online {
 			break
 		}
+	}
+}
+
+// TestHandshakeFloodFromOneNetwork: a flood from the many addresses of one
+// network, however fast it comes, pushes out only its own connections in
+// their handshake, never a real agent's from elsewhere that is still in
+// its own (as one on a slow path would be while the flood comes).
+func TestHandshakeFloodFromOneNetwork(t *testing.T) {
+	const perIP, total = 4, 16
+	srv := startRelay(t, func(c *relay.Config) { c.MaxHandshakesPerIP, c.MaxHandshakes = perIP, total })
+	dial := func(from string) net.Conn {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", srv.AgentAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Flood connections from 127.0.1.0/24 never send a byte; each closed
+	// by the relay is counted.
+	dropped := make(chan struct{}, 2*total)
+	flood := func(first int) {
+		for i := range total {
+			c := dial(source(first + i/perIP))
+			go func() {
+				c.Read(make([]byte, 1))
+				dropped <- struct{}{}
+			}()
+		}
+	}
+	flood(0)
+	real := dial("127.0.0.1") // admitted: one flood connection makes room
+	<-dropped
+	gone := make(chan error, 1)
+	go func() {
+		_, err := real.Read(make([]byte, 1))
+		gone <- err
+	}()
+	// Another whole relay's worth of flood while the real agent has sent
+	// nothing yet. Each is admitted in turn and pushes one out: 16 more
+	// from the flood if the real agent is spared.
+	flood(total / perIP)
+	for range total {
+		select {
+		case <-dropped:
+		case err := <-gone:
+			t.Fatalf("the real agent's connection was dropped for the flood (%v)", err)
+		}
+	}
+	real.SetReadDeadline(time.Now()) // ends the watch above
+	if err := <-gone; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the real agent's connection was dropped for the flood (%v)", err)
+	}
+	real.SetReadDeadline(time.Time{})
+	c := tls.Client(real, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{wire.ALPN}})
+	hello := &wire.Hello{Version: wire.Version, Token: token}
+	if err := wire.WriteMessage(c, &wire.Message{Type: wire.TypeHello, Hello: hello}); err != nil {
+		t.Fatalf("the real agent's handshake: %v", err)
+	}
+	if m, err := wire.ReadMessage(c); err != nil || m.Welcome == nil {
+		t.Fatalf("the real agent was not welcomed: %+v, %v", m, err)
 	}
 }
 

@@ -25,47 +25,76 @@ func clientKeyOf(addr net.Addr) clientKey {
 	return clientKey(ip)
 }
 
+// networkKey is the network a client address belongs to, as one party
+// usually holds it whole: an IPv4 /24, or an IPv6 /48.
+type networkKey netip.Prefix
+
+func networkOf(k clientKey) networkKey {
+	bits := 48
+	if netip.Addr(k).Is4() {
+		bits = 24
+	}
+	p, _ := netip.Addr(k).Prefix(bits)
+	return networkKey(p)
+}
+
 // handshakes admits agent connections that have not authenticated yet: at
 // most perIP from one address, and at most max in all. When max is reached
-// the oldest is dropped to make room, so that a flood of peers that never
-// finish their handshake delays a real agent by no more than its own
-// handshake; real agents finish theirs in a few round trips.
+// a connection is dropped to make room: the oldest of the network (IPv4
+// /24, IPv6 /48) that holds the most. A flood from the many addresses of
+// one network then only pushes out its own connections, however fast it
+// comes, and a real agent elsewhere has all the time its handshake takes.
 type handshakes struct {
 	max, perIP int
 
 	mu     sync.Mutex
 	closed bool
 	byIP   map[clientKey]int
-	queue  list.List // of *pending, oldest first
+	byNet  map[networkKey]*list.List // of *pending, oldest first
+	n      int
 }
 
 // pending is one connection in its handshake.
 type pending struct {
 	conn net.Conn
 	ip   clientKey
-	elem *list.Element // nil once it has left the queue
+	net  networkKey
+	elem *list.Element // in byNet[net]; nil once it has left
 }
 
 func newHandshakes(max, perIP int) *handshakes {
-	return &handshakes{max: max, perIP: perIP, byIP: map[clientKey]int{}}
+	return &handshakes{max: max, perIP: perIP, byIP: map[clientKey]int{}, byNet: map[networkKey]*list.List{}}
 }
 
 // admit counts c in, or reports false if its address is at its limit. It
-// may close the oldest pending connection to make room.
+// may close a pending connection to make room.
 func (h *handshakes) admit(c net.Conn) (*pending, bool) {
 	p := &pending{conn: c, ip: clientKeyOf(c.RemoteAddr())}
+	p.net = networkOf(p.ip)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.byIP[p.ip] >= h.perIP {
 		return nil, false
 	}
-	if h.queue.Len() >= h.max {
-		oldest := h.queue.Front().Value.(*pending)
-		h.removeLocked(oldest)
-		oldest.conn.Close()
+	if h.n >= h.max {
+		var busiest *list.List
+		for _, l := range h.byNet {
+			if busiest == nil || l.Len() > busiest.Len() {
+				busiest = l
+			}
+		}
+		victim := busiest.Front().Value.(*pending)
+		h.removeLocked(victim)
+		victim.conn.Close()
 	}
 	h.byIP[p.ip]++
-	p.elem = h.queue.PushBack(p)
+	l := h.byNet[p.net]
+	if l == nil {
+		l = list.New()
+		h.byNet[p.net] = l
+	}
+	p.elem = l.PushBack(p)
+	h.n++
 	return p, true
 }
 
@@ -80,8 +109,13 @@ func (h *handshakes) removeLocked(p *pending) {
 	if p.elem == nil {
 		return
 	}
-	h.queue.Remove(p.elem)
+	l := h.byNet[p.net]
+	l.Remove(p.elem)
+	if l.Len() == 0 {
+		delete(h.byNet, p.net)
+	}
 	p.elem = nil
+	h.n--
 	if h.byIP[p.ip]--; h.byIP[p.ip] <= 0 {
 		delete(h.byIP, p.ip)
 	}
@@ -92,8 +126,10 @@ func (h *handshakes) closeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for e := h.queue.Front(); e != nil; e = e.Next() {
-		e.Value.(*pending).conn.Close()
+	for _, l := range h.byNet {
+		for e := l.Front(); e != nil; e = e.Next() {
+			e.Value.(*pending).conn.Close()
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", def.ShutdownGrace, "how long a stopping relay waits for in-flight requests")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "time for a public client to send its request head (or TLS ClientHello)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", def.HandshakeTimeout, "time for an agent to finish TLS, its hello and its control stream")
-	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", def.MaxHandshakes, "agent connections in their handshake at once (the oldest is dropped beyond)")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", def.MaxHandshakes, "agent connections in their handshake at once (beyond it, the oldest of the busiest network is dropped)")
 	fs.IntVar(&cfg.MaxHandshakesPerIP, "max-handshakes-per-ip", def.MaxHandshakesPerIP, "agent connections in their handshake at once from one address")
 	fs.IntVar(&cfg.StreamsPerSession, "max-streams", def.StreamsPerSession, "public connections carried to one agent at once")
 	fs.IntVar(&cfg.MaxTunnels, "max-tunnels", def.MaxTunnels, "tunnels one agent session may bind")
