@@ -171,7 +171,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, s.metrics.tunnelLabel(b), http.StatusServiceUnavailable, httperr.TunnelOffline,
 			"The tunnel "+r.Host+" is not taking requests right now.")
 	case offline:
-		s.writeError(w, s.metrics.tunnels.Value(name), http.StatusServiceUnavailable, httperr.TunnelOffline,
+		s.writeError(w, s.metrics.tunnels.Peek(name), http.StatusServiceUnavailable, httperr.TunnelOffline,
 			"The tunnel "+r.Host+" is offline: its agent is reconnecting or stopped.")
 	default:
 		s.writeError(w, "", http.StatusNotFound, httperr.TunnelNotFound, "There is no tunnel at "+r.Host+".")

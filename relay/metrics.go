@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,11 @@ import (
 // package metrics.
 type relayMetrics struct {
 	reg     *prometheus.Registry
+	srv     *Server
 	tunnels *metrics.LabelCap
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time
 
 	publicConns *prometheus.CounterVec // tunnel, protocol
 	requests    *prometheus.CounterVec // tunnel, status
@@ -52,6 +57,7 @@ func newRelayMetrics(s *Server, tunnelLabels int) *relayMetrics {
 	}
 	m := &relayMetrics{
 		reg:     prometheus.NewRegistry(),
+		srv:     s,
 		tunnels: metrics.NewLabelCap(tunnelLabels),
 		publicConns: counter(metrics.PublicConnectionsTotal, "Public connections carried to a tunnel's agent.",
 			metrics.LabelTunnel, metrics.LabelProtocol),
@@ -93,7 +99,39 @@ func (m *relayMetrics) tunnelLabel(b *binding) string {
 	if b == nil {
 		return ""
 	}
-	return m.tunnels.Value(bindingLabel(b))
+	v := m.tunnels.Value(bindingLabel(b))
+	if v == metrics.Other && m.sweepStale() {
+		v = m.tunnels.Value(bindingLabel(b))
+	}
+	return v
+}
+
+// sweepInterval is how often, at most, a full label cap is checked for
+// tunnels that are gone.
+const sweepInterval = time.Second
+
+// sweepStale frees the labels of tunnels that are no longer bound but kept
+// their slot (one labelled just as it was released), at most once per
+// sweepInterval, and reports whether it ran. Release frees labels as
+// tunnels go; this catches the stragglers, so that a long-running relay's
+// labels keep following its live tunnels.
+func (m *relayMetrics) sweepStale() bool {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	if time.Since(m.lastSweep) < sweepInterval {
+		return false
+	}
+	m.lastSweep = time.Now()
+	live := map[string]bool{}
+	for _, b := range m.srv.liveBindings() {
+		live[bindingLabel(b)] = true
+	}
+	for _, v := range m.tunnels.Held() {
+		if !live[v] {
+			m.forget(v)
+		}
+	}
+	return true
 }
 
 func bindingLabel(b *binding) string {
@@ -114,7 +152,11 @@ func (m *relayMetrics) answered(tunnel string, status int, code httperr.Code) {
 // released frees a tunnel's label and deletes its series when its binding
 // goes, so that the cap follows the live tunnels.
 func (m *relayMetrics) released(b *binding) {
-	v := bindingLabel(b)
+	m.forget(bindingLabel(b))
+}
+
+// forget frees a tunnel label's slot and deletes its series.
+func (m *relayMetrics) forget(v string) {
 	if m.tunnels.Forget(v) {
 		for _, vec := range []*prometheus.CounterVec{m.publicConns, m.requests, m.received, m.sent, m.refused} {
 			vec.DeletePartialMatch(prometheus.Labels{metrics.LabelTunnel: v})

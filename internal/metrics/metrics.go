@@ -98,6 +98,27 @@ func (c *LabelCap) Value(v string) string {
 	return v
 }
 
+// Peek returns v if it has a slot, and Other if not, taking none.
+func (c *LabelCap) Peek(v string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.held[v]; ok {
+		return v
+	}
+	return Other
+}
+
+// Held returns the values that have a slot.
+func (c *LabelCap) Held() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.held))
+	for v := range c.held {
+		out = append(out, v)
+	}
+	return out
+}
+
 // Forget frees v's slot, reporting whether it had one (and so series to
 // delete).
 func (c *LabelCap) Forget(v string) bool {
