@@ -120,6 +120,7 @@ func (a *agentAPI) StartTunnel(ctx context.Context, req inspect.TunnelRequest) (
 		}
 		cfg := forwarder.DefaultConfig()
 		cfg.RelayAddr, cfg.RelayFingerprint = srv.AgentAddr(), srv.Fingerprint()
+		t.NoInspect = t.NoInspect || a.m.cfg.CountOnly
 		cfg.Tunnels = []forwarder.Tunnel{t}
 		cfg.Inspect = a.m.cfg.Inspect
 		cfg.Logger = a.m.cfg.Logger.With("tunnel", req.Name)

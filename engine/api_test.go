@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"porthole/forwarder"
 	"porthole/inspect"
 	tt "porthole/internal/tunneltest"
 	"porthole/settings"
@@ -118,5 +120,43 @@ func TestAgentAPIStartsProfilesAndAdHocTunnels(t *testing.T) {
 	}
 	if code, _ := call("DELETE", "/api/tunnels/web", ""); code != 404 {
 		t.Errorf("stopping a stopped profile: %d", code)
+	}
+}
+
+// TestCountOnlyKeepsNoRequests: with CountOnly the profiles' requests are
+// counted, not kept.
+func TestCountOnlyKeepsNoRequests(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
+	defer up.Close()
+	local := localRelay(t)
+	store := inspect.NewStore(inspect.DefaultConfig())
+	changes := make(watch, 100)
+	m := New(Config{LocalRelay: local, Inspect: store, CountOnly: true, Logger: tt.Logger(t), OnChange: changes.onChange})
+	t.Cleanup(func() { m.Shutdown(t.Context()) })
+	p := settings.Example()
+	p.Upstream = up.URL
+	m.Start(p)
+	st := changes.wait(t, p.ID, forwarder.Online)
+	srv, _ := local.Ensure()
+	resp, err := tt.Client(srv).Get(st.Forwarding[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := m.Metrics(p.ID)
+	for {
+		changed := metrics.Changed()
+		if metrics.Totals().Requests == 1 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("counted %+v", metrics.Totals())
+		}
+	}
+	if n := len(store.List(0, "")); n != 0 {
+		t.Errorf("%d requests kept", n)
 	}
 }

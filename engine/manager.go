@@ -49,8 +49,10 @@ type Config struct {
 	LocalRelay *LocalRelay // for profiles that use the built-in relay; may be nil
 	Logger     *slog.Logger
 	// Inspect, if set, keeps every profile's HTTP exchanges and counters
-	// for the inspector and the agent API (see API).
-	Inspect *inspect.Store
+	// for the inspector and the agent API (see API); with CountOnly, only
+	// the counters.
+	Inspect   *inspect.Store
+	CountOnly bool
 	// OnChange is called after every change of a profile's status, with
 	// the new status. Calls come one at a time, in the order of the
 	// changes. It may read statuses and call Stop, but must not call
@@ -276,6 +278,9 @@ func (m *Manager) forwarder(p settings.Profile, onState func(forwarder.State)) (
 	cfg.Logger = m.cfg.Logger.With("profile", p.Name)
 	cfg.OnState = onState
 	cfg.Inspect = m.cfg.Inspect
+	for i := range cfg.Tunnels {
+		cfg.Tunnels[i].NoInspect = m.cfg.CountOnly
+	}
 	return forwarder.New(cfg)
 }
 

@@ -28,7 +28,7 @@ const usage = `usage:
                   [--cidr-allow CIDR] [--cidr-deny CIDR] [--rate-limit N/m] [--stream-window SIZE]
   porthole tcp UPSTREAM  ... [--remote-port N] [--proxy-protocol]
   porthole tls UPSTREAM  ... (--name SUB | --url HOST) [--terminate-cert F --terminate-key F] [--proxy-protocol]
-  porthole start PROFILE... | --all
+  porthole start PROFILE... | --all [--web-addr 127.0.0.1:4040|false] [--inspect=false]
 `
 
 // usageError is bad usage: exit 2 with its one-line reason.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -341,10 +342,39 @@ func TestStartSavedProfiles(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, `no profile named "nope" (saved: "web")`) {
 		t.Errorf("unknown profile: exit %d, %q", code, stderr)
 	}
-	agent := start(t, env, "start", "web")
+	agent := start(t, env, "start", "web", "--web-addr", "127.0.0.1:0")
 	m := agent.line(t, `^forwarding (http://myapp\.localhost:\d+) -> (\S+) \(web\)$`)
 	if body := getVia(t, httpAddr, m[1]); body != "saved profile" {
 		t.Errorf("body %q", body)
+	}
+	// The inspector lists the profile's tunnel under the profile's name.
+	inspector := agent.line(t, `^inspect (http://127\.0\.0\.1:\d+)$`)[1]
+	resp, err := http.Get(inspector + "/api/tunnels/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tunnel struct {
+		PublicURL string `json:"public_url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tunnel)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tunnel.PublicURL != m[1] {
+		t.Errorf("inspector: %d %+v", resp.StatusCode, tunnel)
+	}
+	// The request is captured under it (listed from its start).
+	resp, err = http.Get(inspector + "/api/requests/http?tunnel_name=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var captured struct {
+		Requests []struct {
+			TunnelName string `json:"tunnel_name"`
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&captured)
+	resp.Body.Close()
+	if len(captured.Requests) != 1 {
+		t.Errorf("captured: %+v", captured)
 	}
 	if code := agent.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)

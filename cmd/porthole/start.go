@@ -14,6 +14,7 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/inspect"
 	"porthole/settings"
 )
 
@@ -25,6 +26,8 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("start", stdout)
 	all := fs.Bool("all", false, "start every saved profile")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	webAddr := fs.String("web-addr", inspect.DefaultAddr, `inspector and agent API address ("false" turns them off)`)
+	inspectOn := fs.Bool("inspect", true, "keep HTTP requests for the inspector (false: only count them)")
 	names, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -49,20 +52,39 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	web, err := listenWeb(*webAddr, log)
+	if err != nil {
+		return err
+	}
+	defer web.close()
+	var store *inspect.Store
+	if web != nil {
+		store = inspect.NewStore(inspect.DefaultConfig())
+	}
 	local := &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log}
 	defer local.Close()
 	ended := make(chan struct{}, 1)
+	inspectorShown := false
 	m := engine.New(engine.Config{
 		Secrets:    settings.NewKeyring(),
 		LocalRelay: local,
 		Logger:     log,
+		Inspect:    store,
+		CountOnly:  !*inspectOn,
 		OnChange: func(id string, s engine.Status) {
 			switch {
 			case s.Phase == forwarder.Online:
 				i := slices.IndexFunc(profiles, func(p settings.Profile) bool { return p.ID == id })
+				if i < 0 {
+					return // a tunnel started over the API
+				}
 				var b strings.Builder
 				for _, fw := range s.Forwarding {
 					b.WriteString(forwardingLine(fw, profiles[i].Name))
+				}
+				if u := web.url(); u != "" && !inspectorShown {
+					inspectorShown = true
+					fmt.Fprintf(&b, "inspect %s\n", u)
 				}
 				io.WriteString(stdout, b.String())
 			case !s.Running:
@@ -73,6 +95,7 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 			}
 		},
 	})
+	web.serve(store, m.API(func() []settings.Profile { return profiles }), log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, p := range profiles {
