@@ -109,6 +109,20 @@ func TestInspectorInABrowser(t *testing.T) {
 		t.Errorf("request body shown as %q, want pretty JSON", body)
 	}
 
+	// Copy as curl gives a command that repeats the request.
+	run("copy as curl", chromedp.Click(`#copy-curl`))
+	// The page keeps what it copied in #clipboard (the headless browser may
+	// refuse the clipboard itself); wait until it is there.
+	curl, err := chromedp.Run(ctx, chromedp.Poll[string](`document.getElementById("clipboard").value`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"curl -X POST '" + publicURL + "/orders?id=7'", "-H 'X-Test: original'", `--data-binary '{"item":"tea","qty":2}'`} {
+		if !strings.Contains(curl, want) {
+			t.Errorf("curl command lacks %s:\n%s", want, curl)
+		}
+	}
+
 	// Replay with a changed header.
 	run("open the replay editor",
 		chromedp.Click(`#replay-edit`),
