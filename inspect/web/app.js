@@ -6,6 +6,8 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { all: new Map(), order: [], selected: null, detail: null };
+// The page lists the newest requests only; the API keeps more (see HAR export).
+const maxRows = 1000;
 
 function el(tag, props, ...kids) {
   const n = document.createElement(tag);
@@ -115,6 +117,12 @@ function upsert(x, fresh) {
   state.all.set(x.id, x);
   if (!known) state.order.unshift(x.id);
   const ol = $("requests");
+  while (state.order.length > maxRows) {
+    const old = state.order.pop();
+    state.all.delete(old);
+    const li = ol.querySelector(`li[data-id="${old}"]`);
+    if (li) li.remove();
+  }
   const old = ol.querySelector(`li[data-id="${x.id}"]`);
   if (!matches(x)) { if (old) old.remove(); render(); return; }
   const li = row(x);
@@ -126,7 +134,7 @@ function upsert(x, fresh) {
 }
 
 async function loadList() {
-  const data = await api("GET", "/api/requests/http");
+  const data = await api("GET", "/api/requests/http?limit=" + maxRows);
   state.all.clear();
   state.order = [];
   for (const x of data.requests) { state.all.set(x.id, x); state.order.push(x.id); }
