@@ -174,9 +174,11 @@ func (a *App) loadProfiles() (notice string) {
 	}
 }
 
-// countdown refreshes the tray and window every second while a profile
-// waits to reconnect, so "reconnecting in N s" counts down, and while
-// traffic flows, so the counts stay live. It runs until Close.
+// countdown refreshes the window every second while a profile waits to
+// reconnect, so that its "reconnecting in N s" counts down, and the tray
+// and the window while traffic flows, so that the counts stay live. (The
+// tray menu does not count down, so a reconnecting profile alone leaves it
+// as it is.) It runs until Close.
 func (a *App) countdown() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -252,7 +254,7 @@ func (a *App) menu(items []tray.Item) *fyne.Menu {
 	if a.web != nil {
 		actions.Inspect = a.openInspector
 	}
-	return tray.Menu(items, login, time.Now(), actions)
+	return tray.Menu(items, login, actions)
 }
 
 // refresh renders the profiles and their statuses into the tray menu and

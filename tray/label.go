@@ -11,11 +11,16 @@ import (
 	"porthole/forwarder"
 )
 
-// Label is a profile's menu label: its name and status, each cut to a
-// length a menu can show, and for an online profile what its tunnel
+// Label is a profile's menu label: its name and a brief status, each cut to
+// a length a menu can show, and for an online profile what its tunnel
 // carried.
-func Label(it Item, now time.Time) string {
-	l := shorten(it.Name, maxName) + " — " + Status(it.Status, now)
+//
+// It does not count down to the next reconnect. Every change of a label
+// rebuilds the whole tray menu: an open menu closes, and a click on one of
+// its items (whose IDs the rebuild replaced) is lost; a countdown would do
+// that every second.
+func Label(it Item) string {
+	l := shorten(it.Name, maxName) + " — " + brief(it.Status)
 	if it.Status.Phase == forwarder.Online {
 		l += " — " + Traffic(it)
 	}
@@ -41,8 +46,8 @@ const (
 	maxError = 80
 )
 
-// Status describes a status in a few words.
-func Status(s engine.Status, now time.Time) string {
+// brief describes a status in a few words, for the menu.
+func brief(s engine.Status) string {
 	switch s.Phase {
 	case forwarder.Connecting:
 		return "connecting…"
@@ -52,15 +57,31 @@ func Status(s engine.Status, now time.Time) string {
 		}
 		return "online"
 	case forwarder.Reconnecting:
-		secs := int(math.Ceil(s.RetryAt.Sub(now).Seconds()))
-		if secs < 1 {
-			return "reconnecting…"
-		}
-		return fmt.Sprintf("reconnecting in %d s", secs)
+		return "reconnecting…"
 	case forwarder.Failed:
 		return "error: " + shorten(errText(s.Err), maxError)
 	}
 	return "stopped"
+}
+
+// Status describes a status in full, for the settings window, which has
+// room for it and is not rebuilt by a change: the whole error, and while
+// reconnecting the seconds until the next try and why the last one failed.
+func Status(s engine.Status, now time.Time) string {
+	switch s.Phase {
+	case forwarder.Reconnecting:
+		text := "reconnecting…"
+		if secs := int(math.Ceil(s.RetryAt.Sub(now).Seconds())); secs >= 1 {
+			text = fmt.Sprintf("reconnecting in %d s", secs)
+		}
+		if s.Err != nil {
+			text += " (" + s.Err.Error() + ")"
+		}
+		return text
+	case forwarder.Failed:
+		return "error: " + errText(s.Err)
+	}
+	return brief(s)
 }
 
 func errText(err error) string {

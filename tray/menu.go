@@ -6,8 +6,6 @@
 package tray
 
 import (
-	"time"
-
 	"fyne.io/fyne/v2"
 
 	"porthole/engine"
@@ -39,8 +37,9 @@ type Actions struct {
 
 // Menu builds the tray menu: one checkable item per profile (checked while
 // its forwarder runs), a copy item per public URL of online profiles,
-// Inspect traffic…, Settings…, Start at login, and Quit.
-func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu {
+// Inspect traffic…, Settings…, Start at login, and Quit. It takes no clock:
+// the same snapshot always builds the same menu (see Label).
+func Menu(items []Item, startAtLogin bool, a Actions) *fyne.Menu {
 	var mi []*fyne.MenuItem
 	if len(items) == 0 {
 		none := fyne.NewMenuItem("No tunnels yet", nil)
@@ -49,7 +48,7 @@ func Menu(items []Item, startAtLogin bool, now time.Time, a Actions) *fyne.Menu 
 	}
 	for _, it := range items {
 		id := it.ID
-		m := fyne.NewMenuItem(Label(it, now), func() { a.Toggle(id) })
+		m := fyne.NewMenuItem(Label(it), func() { a.Toggle(id) })
 		m.Checked = it.Status.Running
 		mi = append(mi, m)
 	}

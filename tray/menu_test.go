@@ -17,25 +17,49 @@ import (
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
+// TestStatus words each status twice: briefly in the menu, in full in the
+// settings window.
 func TestStatus(t *testing.T) {
+	long := errors.New(strings.Repeat("x", 200))
+	refused := errors.New("dial relay r:7835: connection refused")
 	cases := []struct {
-		state forwarder.State
-		want  string
+		state       forwarder.State
+		label, full string
 	}{
-		{forwarder.State{}, "stopped"},
-		{forwarder.State{Phase: forwarder.Connecting}, "connecting…"},
-		{forwarder.State{Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://app.localhost:7780"}}}, "online at http://app.localhost:7780"},
-		{forwarder.State{Phase: forwarder.Online}, "online"},
-		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(2500 * time.Millisecond)}, "reconnecting in 3 s"},
-		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(-time.Second)}, "reconnecting…"},
-		{forwarder.State{Phase: forwarder.Failed, Err: errors.New("authentication failed (auth_failed)")}, "error: authentication failed (auth_failed)"},
-		{forwarder.State{Phase: forwarder.Failed, Err: errors.New(strings.Repeat("x", 200))}, "error: " + strings.Repeat("x", 79) + "…"},
-		{forwarder.State{Phase: forwarder.Stopped}, "stopped"},
+		{forwarder.State{}, "stopped", "stopped"},
+		{forwarder.State{Phase: forwarder.Connecting}, "connecting…", "connecting…"},
+		{forwarder.State{Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://app.localhost:7780"}}},
+			"online at http://app.localhost:7780 — 0 requests", "online at http://app.localhost:7780"},
+		{forwarder.State{Phase: forwarder.Online}, "online — 0 requests", "online"},
+		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(2500 * time.Millisecond), Err: refused},
+			"reconnecting…", "reconnecting in 3 s (dial relay r:7835: connection refused)"},
+		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(-time.Second)}, "reconnecting…", "reconnecting…"},
+		{forwarder.State{Phase: forwarder.Failed, Err: errors.New("authentication failed (auth_failed)")},
+			"error: authentication failed (auth_failed)", "error: authentication failed (auth_failed)"},
+		{forwarder.State{Phase: forwarder.Failed, Err: long}, "error: " + strings.Repeat("x", 79) + "…", "error: " + long.Error()},
+		{forwarder.State{Phase: forwarder.Stopped}, "stopped", "stopped"},
 	}
 	for _, c := range cases {
-		if got := Status(engine.Status{State: c.state}, now); got != c.want {
-			t.Errorf("Status(%v) = %q, want %q", c.state.Phase, got, c.want)
+		s := engine.Status{State: c.state}
+		if got := Label(Item{Name: "p", Status: s}); got != "p — "+c.label {
+			t.Errorf("Label(%v) = %q, want %q", c.state.Phase, got, "p — "+c.label)
 		}
+		if got := Status(s, now); got != c.full {
+			t.Errorf("Status(%v) = %q, want %q", c.state.Phase, got, c.full)
+		}
+	}
+}
+
+// TestMenuDoesNotCountDown: while a profile waits to reconnect, the menu
+// stays the same from one second to the next, so that the app has no
+// reason to rebuild it (which would close it under the user's pointer).
+func TestMenuDoesNotCountDown(t *testing.T) {
+	items := []Item{{ID: "w", Name: "web", Status: engine.Status{Running: true, State: forwarder.State{
+		Phase: forwarder.Reconnecting, RetryAt: time.Now().Add(5 * time.Second), Err: errors.New("session lost")}}}}
+	first := labels(Menu(items, false, Actions{}))
+	items[0].Status.RetryAt = time.Now().Add(4 * time.Second)
+	if again := labels(Menu(items, false, Actions{})); strings.Join(again, "\n") != strings.Join(first, "\n") {
+		t.Errorf("the menu changed with the countdown:\n%v\n%v", first, again)
 	}
 }
 
@@ -93,10 +117,10 @@ func TestMenu(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := labels(Menu(c.items, c.login, now, Actions{}))
+			got := labels(Menu(c.items, c.login, Actions{}))
 			if c.name == "stopped and online" {
 				// With an inspector, its item comes before Settings….
-				withInspect := labels(Menu(c.items, c.login, now, Actions{Inspect: func() {}}))
+				withInspect := labels(Menu(c.items, c.login, Actions{Inspect: func() {}}))
 				if i := slices.Index(withInspect, "Inspect traffic…"); i < 0 || withInspect[i+1] != "Settings…" {
 					t.Errorf("menu with an inspector: %v", withInspect)
 				}
@@ -121,7 +145,7 @@ func TestMenuActions(t *testing.T) {
 		Inspect:         func() { inspected = true },
 	}
 	m := Menu([]Item{{ID: "w", Name: "web", Status: engine.Status{Running: true, State: forwarder.State{
-		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}}, false, now, a)
+		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}}, false, a)
 	byLabel := map[string]*fyne.MenuItem{}
 	for _, it := range m.Items {
 		byLabel[it.Label] = it
@@ -155,7 +179,7 @@ func TestLabelsAreValidUTF8(t *testing.T) {
 			)
 		}
 	}
-	for _, it := range Menu(items, false, now, Actions{}).Items {
+	for _, it := range Menu(items, false, Actions{}).Items {
 		if !utf8.ValidString(it.Label) {
 			t.Errorf("invalid UTF-8 label %q", it.Label)
 		}
@@ -163,7 +187,7 @@ func TestLabelsAreValidUTF8(t *testing.T) {
 			t.Errorf("label of %d characters: %q", n, it.Label)
 		}
 	}
-	if got := Status(engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long("é", 100))}}, now); got != "error: "+long("é", maxError-1)+"…" {
+	if got := Label(Item{Name: "p", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long("é", 100))}}}); got != "p — error: "+long("é", maxError-1)+"…" {
 		t.Errorf("cut error = %q", got)
 	}
 }
