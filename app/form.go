@@ -101,7 +101,7 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	other("Relay", f.relayMode)
 	field(settings.FieldRelayAddr, f.relayAddr)
 	field(settings.FieldToken, f.token)
-	other("Trust relay by", f.trust)
+	field(settings.FieldTrust, f.trust)
 	field(settings.FieldRelayCA, container.NewBorder(nil, nil, nil, f.relayCABrowse, f.relayCA))
 	field(settings.FieldFingerprint, f.fingerprint)
 	field(settings.FieldType, f.endpoint)

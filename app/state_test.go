@@ -16,6 +16,7 @@ import (
 	tt "porthole/internal/tunneltest"
 	"porthole/relay"
 	"porthole/settings"
+	"porthole/wire"
 )
 
 // rendered returns a channel of every status change once the tray and the
@@ -202,5 +203,55 @@ func TestInvalidSavedProfileFailsAtItsFields(t *testing.T) {
 	}
 	if item := trayItem(t, a, p.Name); !strings.Contains(item.Label, "error: Subdomain: ") {
 		t.Errorf("tray item %q", item.Label)
+	}
+}
+
+// TestRelayRefusalIsShownAtItsField: when the relay refuses what a field
+// holds (the token, the certificate trust, the remote port), the form says
+// so at that field, in plain words, and the status line has the whole error.
+func TestRelayRefusalIsShownAtItsField(t *testing.T) {
+	rc := tt.RelayConfig(t)
+	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "right"}}, false
+	rc.TCPPorts = relay.PortRange{Lo: 40100, Hi: 40101}
+	srv := tt.StartRelay(t, rc)
+	for _, c := range []struct {
+		name  string
+		edit  func(*settings.Profile) (token string)
+		field settings.Field
+		want  string
+	}{
+		{"token", func(p *settings.Profile) string { return "wrong" }, settings.FieldToken,
+			"Authentication failed. Check the token and type it again."},
+		{"fingerprint", func(p *settings.Profile) string {
+			p.RelayFingerprint = strings.Repeat("ab", 32)
+			return "right"
+		}, settings.FieldTrust, "The relay's certificate is not trusted (fingerprint mismatch: relay presented " + srv.Fingerprint()},
+		{"remote port", func(p *settings.Profile) string {
+			p.Type, p.Subdomain, p.RemotePort = wire.ProtoTCP, "", 80
+			return "right"
+		}, settings.FieldRemotePort, "Port 80 is outside the relay's range 40100-40101."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _ := newTestApp(t)
+			changes := rendered(a)
+			a.Start(true)
+			p, _ := a.profiles.get(a.win.selected)
+			p.BuiltinRelay, p.RelayAddr, p.RelayFingerprint = false, srv.AgentAddr(), srv.Fingerprint()
+			token := c.edit(&p)
+			if err := a.saveProfile(p, token, ""); err != nil {
+				t.Fatal(err)
+			}
+			a.win.selectProfile(p.ID)
+			a.Wait()
+			a.win.toggleSelected()
+			s := waitEnded(t, changes, forwarder.Failed)
+			l := a.win.form.errs[c.field]
+			if !l.Visible() || !strings.HasPrefix(l.Text, c.want) {
+				t.Errorf("%s field shows %v %q, want %q", c.field, l.Visible(), l.Text, c.want)
+			}
+			if want := p.Name + ": error: " + s.Err.Error(); a.win.status.Text != want {
+				t.Errorf("status line %q, want %q", a.win.status.Text, want)
+			}
+		})
 	}
 }

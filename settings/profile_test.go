@@ -2,6 +2,7 @@ package settings
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +199,34 @@ func TestProblemsOfForwarderErrors(t *testing.T) {
 	}
 	if got := ProblemsOf(errors.New("relay went away")); got[FieldProfile] != "Relay went away." {
 		t.Errorf("an error with no field: %v", got)
+	}
+}
+
+// TestProblemsOfRelayRefusals: what the relay refuses when a profile
+// starts is shown at the field that holds it, in the relay's words.
+func TestProblemsOfRelayRefusals(t *testing.T) {
+	untrusted := fmt.Errorf("relay r:7835: %w: fingerprint mismatch: relay presented aa, pinned bb", forwarder.ErrRelayUntrusted)
+	for _, c := range []struct {
+		err   error
+		field Field
+		want  string
+	}{
+		{wire.Errorf(wire.CodeAuthFailed, "authentication failed"), FieldToken,
+			"Authentication failed. Check the token and type it again."},
+		{fmt.Errorf("bind: %w", wire.Errorf(wire.CodeNameTaken, `name "web" is in use by another agent`)), FieldSubdomain,
+			`Name "web" is in use by another agent.`},
+		{wire.Errorf(wire.CodeNameDenied, `name "web" is reserved for another token`), FieldSubdomain,
+			`Name "web" is reserved for another token.`},
+		{wire.Errorf(wire.CodePortTaken, "port 80 is outside the relay's range 20000-20100"), FieldRemotePort,
+			"Port 80 is outside the relay's range 20000-20100."},
+		{&wire.Error{Code: wire.CodeAuthFailed}, FieldToken, "The relay refused it: auth_failed. Check the token and type it again."},
+		{untrusted, FieldTrust,
+			"The relay's certificate is not trusted (fingerprint mismatch: relay presented aa, pinned bb). Choose the relay's CA file, or paste the fingerprint it printed."},
+		{wire.Errorf(wire.CodeInternal, "the relay failed"), FieldProfile, "The relay failed (internal)"},
+	} {
+		got := ProblemsOf(c.err)
+		if len(got) != 1 || got[c.field] != c.want {
+			t.Errorf("ProblemsOf(%v) = %q, want %s: %q", c.err, got, c.field, c.want)
+		}
 	}
 }

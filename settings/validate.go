@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 
@@ -16,6 +17,7 @@ const (
 	FieldName         Field = "name"
 	FieldRelayAddr    Field = "relay_addr"
 	FieldToken        Field = "token"
+	FieldTrust        Field = "relay_trust"
 	FieldRelayCA      Field = "relay_ca_file"
 	FieldFingerprint  Field = "relay_fingerprint"
 	FieldType         Field = "type"
@@ -38,6 +40,7 @@ var fields = []struct {
 	{FieldName, "Name"},
 	{FieldRelayAddr, "Relay address"},
 	{FieldToken, "Token"},
+	{FieldTrust, "Trust relay by"},
 	{FieldRelayCA, "Relay CA file"},
 	{FieldFingerprint, "Fingerprint"},
 	{FieldType, "Endpoint"},
@@ -173,13 +176,16 @@ func (p Problems) add(err error) {
 
 // ProblemsOf places an error from validating or starting a profile at the
 // fields it is about: Problems as they are, a *SecretError at its secret's
-// field, a *forwarder.FieldError at the profile field it maps to. Any other
-// error is about the whole profile (FieldProfile).
+// field, a *forwarder.FieldError at the profile field it maps to, a relay
+// that refused the token, a name or a port at that field, and a relay
+// certificate that is not trusted at the trust setting. Any other error is
+// about the whole profile (FieldProfile).
 func ProblemsOf(err error) Problems {
 	var (
 		bad Problems
 		se  *SecretError
 		fe  *forwarder.FieldError
+		we  *wire.Error
 	)
 	switch {
 	case err == nil:
@@ -194,8 +200,30 @@ func ProblemsOf(err error) Problems {
 			field = m.field
 		}
 		return Problems{field: fieldMessage(fe.Err)}
+	case errors.As(err, &we) && relayFields[we.Code] != "":
+		msg := sentence(cmp.Or(we.Message, "the relay refused it: "+string(we.Code)))
+		if we.Code == wire.CodeAuthFailed {
+			msg += " Check the token and type it again."
+		}
+		return Problems{relayFields[we.Code]: msg}
+	case errors.Is(err, forwarder.ErrRelayUntrusted):
+		why := err.Error()
+		if _, after, ok := strings.Cut(why, forwarder.ErrRelayUntrusted.Error()+": "); ok {
+			why = after
+		}
+		return Problems{FieldTrust: "The relay's certificate is not trusted (" + why + "). Choose the relay's CA file, or paste the fingerprint it printed."}
 	}
 	return Problems{FieldProfile: sentence(err.Error())}
+}
+
+// relayFields maps the relay's refusals to the field that holds what it
+// refused.
+var relayFields = map[wire.Code]Field{
+	wire.CodeAuthFailed:  FieldToken,
+	wire.CodeNameTaken:   FieldSubdomain,
+	wire.CodeNameInvalid: FieldSubdomain,
+	wire.CodeNameDenied:  FieldSubdomain,
+	wire.CodePortTaken:   FieldRemotePort,
 }
 
 // fieldMessage words a forwarder's refusal for the field it belongs to.
