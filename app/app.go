@@ -295,6 +295,13 @@ func menuText(m *fyne.Menu) string {
 	return b.String()
 }
 
+// start starts a profile's forwarder, as saved. It returns at once.
+func (a *App) start(id string) {
+	if p, ok := a.profiles.get(id); ok {
+		a.engine.Start(p)
+	}
+}
+
 // toggle starts or stops a profile's forwarder. It returns at once.
 func (a *App) toggle(id string) {
 	if p, ok := a.profiles.get(id); ok {

@@ -34,6 +34,9 @@ const (
 // window's job.
 type profileForm struct {
 	original settings.Profile
+	// loaded is what the form showed when the profile was loaded; the
+	// form has unsaved changes while it shows anything else.
+	loaded formValues
 
 	name, relayAddr, token, relayCA, fingerprint *widget.Entry
 	subdomain, remotePort, upstream, upstreamCA  *widget.Entry
@@ -152,7 +155,11 @@ func browseButton(target *widget.Entry, parent func() fyne.Window) *widget.Butto
 // set loads a profile into the form.
 func (f *profileForm) set(p settings.Profile) {
 	f.loading = true
-	defer func() { f.loading = false; f.sync() }()
+	defer func() {
+		f.loading = false
+		f.sync()
+		f.loaded = f.values()
+	}()
 	f.original = p
 	f.name.SetText(p.Name)
 	if p.BuiltinRelay {
@@ -191,6 +198,25 @@ func (f *profileForm) set(p settings.Profile) {
 	f.startWithApp.SetChecked(p.StartWithApp)
 	f.showProblems(nil)
 }
+
+// formValues is everything a person can change in the form.
+type formValues struct {
+	texts   [11]string
+	choices [3]string
+	checks  [4]bool
+}
+
+func (f *profileForm) values() formValues {
+	return formValues{
+		texts: [...]string{f.name.Text, f.relayAddr.Text, f.token.Text, f.relayCA.Text, f.fingerprint.Text,
+			f.subdomain.Text, f.remotePort.Text, f.upstream.Text, f.upstreamCA.Text, f.basicUser.Text, f.basicPass.Text},
+		choices: [...]string{f.relayMode.Selected, f.trust.Selected, f.endpoint.Selected},
+		checks:  [...]bool{f.http2.Checked, f.verify.Checked, f.rewrite.Checked, f.startWithApp.Checked},
+	}
+}
+
+// dirty reports whether the form has changes that are not saved.
+func (f *profileForm) dirty() bool { return f.values() != f.loaded }
 
 // showSecret shows whether the keyring has the saved profile's secret of
 // kind: err is what reading it returned.

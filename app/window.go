@@ -42,9 +42,10 @@ type settingsWindow struct {
 	dup      *widget.Button
 
 	items    []tray.Item
-	selected string // profile ID
-	pending  bool   // a change to the profiles is being saved
-	shownErr string // the start error shown at the form's fields
+	selected string                // profile ID
+	confirm  *dialog.ConfirmDialog // asking whether to discard unsaved changes
+	pending  bool                  // a change to the profiles is being saved
+	shownErr string                // the start error shown at the form's fields
 
 	// saved, when set, receives the outcome of each change to the
 	// profiles made from the window (tests wait on it).
@@ -88,8 +89,8 @@ func newSettingsWindow(a *App) *settingsWindow {
 		},
 	)
 	sw.list.OnSelected = func(id widget.ListItemID) {
-		if id < len(sw.items) {
-			sw.selectProfile(sw.items[id].ID)
+		if id < len(sw.items) && sw.items[id].ID != sw.selected {
+			sw.leaveFor(sw.items[id].ID)
 		}
 	}
 	sw.add = widget.NewButtonWithIcon("Add", theme.ContentAddIcon(), sw.addProfile)
@@ -104,7 +105,7 @@ func newSettingsWindow(a *App) *settingsWindow {
 	sw.status = widget.NewLabel("")
 	sw.status.Wrapping = fyne.TextWrapWord
 	sw.toggle = widget.NewButtonWithIcon("Start", theme.MediaPlayIcon(), sw.toggleSelected)
-	sw.save = widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), sw.saveForm)
+	sw.save = widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), func() { sw.saveForm(false) })
 	sw.save.Importance = widget.HighImportance
 	sw.link = widget.NewHyperlink("", nil)
 	sw.link.Hide()
@@ -276,6 +277,36 @@ func (sw *settingsWindow) showEmpty() {
 	sw.status.SetText("No profiles. Add one to put a local service online.")
 }
 
+// leaveFor selects another profile. If the form has changes that are not
+// saved, it asks first: the changes are discarded only if the person says
+// so, and otherwise the selection stays where it was.
+func (sw *settingsWindow) leaveFor(id string) {
+	current, ok := sw.a.profiles.get(sw.selected)
+	if !ok || !sw.form.dirty() {
+		sw.selectProfile(id)
+		return
+	}
+	sw.confirm = dialog.NewConfirm("Discard your changes?",
+		"The changes to "+current.Name+" are not saved.", func(discard bool) {
+			sw.confirm = nil
+			if discard {
+				sw.selectProfile(id)
+			} else {
+				sw.showSelected()
+			}
+		}, sw.w)
+	sw.confirm.SetConfirmText("Discard")
+	sw.confirm.SetDismissText("Keep editing")
+	sw.confirm.Show()
+}
+
+// showSelected puts the list's highlight on the selected profile.
+func (sw *settingsWindow) showSelected() {
+	if i := slices.IndexFunc(sw.items, func(it tray.Item) bool { return it.ID == sw.selected }); i >= 0 {
+		sw.list.Select(i)
+	}
+}
+
 // selectProfile loads a saved profile into the form and, off the UI
 // goroutine, asks the keyring whether the secrets it says it has are there.
 func (sw *settingsWindow) selectProfile(id string) {
@@ -334,8 +365,13 @@ func keyringMessage(err error) string {
 }
 
 // saveForm validates the form and, if it is valid, saves it off the UI
-// goroutine. Invalid input is shown at the field and nothing is saved.
-func (sw *settingsWindow) saveForm() {
+// goroutine, then starts the profile if start is set. Invalid input is
+// shown at the field and nothing is saved.
+func (sw *settingsWindow) saveForm(start bool) {
+	failed := "Not saved: "
+	if start {
+		failed = "Not started: "
+	}
 	p, token, pass, bad := sw.form.read()
 	for f, msg := range p.Validate() {
 		if _, ok := bad[f]; !ok {
@@ -347,7 +383,7 @@ func (sw *settingsWindow) saveForm() {
 	}
 	sw.form.showProblems(bad)
 	if len(bad) > 0 {
-		sw.status.SetText("Not saved: fix the fields marked in red.")
+		sw.status.SetText(failed + "fix the fields marked in red.")
 		sw.report(bad)
 		return
 	}
@@ -362,12 +398,12 @@ func (sw *settingsWindow) saveForm() {
 			switch {
 			case errors.As(err, &se):
 				sw.form.showFieldError(se.Field(), keyringMessage(se.Err))
-				sw.status.SetText("Not saved: the keyring refused the secret.")
+				sw.status.SetText(failed + "the keyring refused the secret.")
 			case errors.As(err, &bad):
 				sw.form.showProblems(bad)
-				sw.status.SetText("Not saved: fix the fields marked in red.")
+				sw.status.SetText(failed + "fix the fields marked in red.")
 			case err != nil:
-				sw.status.SetText("Not saved: " + err.Error())
+				sw.status.SetText(failed + err.Error())
 			default:
 				sw.form.token.SetText("")
 				sw.form.basicPass.SetText("")
@@ -376,6 +412,9 @@ func (sw *settingsWindow) saveForm() {
 				sw.status.SetText("Saved.")
 			}
 			sw.report(err)
+			if err == nil && start {
+				sw.a.start(p.ID) // returns at once
+			}
 		})
 	})
 }
@@ -386,8 +425,16 @@ func (sw *settingsWindow) report(err error) {
 	}
 }
 
+// toggleSelected starts or stops the selected profile. A profile started
+// from a form with unsaved changes runs with what the form shows: the form
+// is saved first.
 func (sw *settingsWindow) toggleSelected() {
-	if sw.selected != "" {
+	it, ok := sw.item(sw.selected)
+	switch {
+	case !ok:
+	case !it.Status.Running && sw.form.dirty():
+		sw.saveForm(true)
+	default:
 		sw.a.toggle(sw.selected)
 	}
 }
