@@ -163,14 +163,14 @@ func (a *App) loadProfiles() (notice string) {
 		backup, qerr := a.profiles.store.Quarantine()
 		if qerr != nil {
 			a.profiles.load(settings.Data{}, err)
-			return err.Error() + ". It could not be moved aside (" + qerr.Error() + "), so Porthole leaves it as it is and saves no changes."
+			return sentence(err.Error()) + ". It could not be moved aside (" + qerr.Error() + "), so Porthole leaves it as it is and saves no changes."
 		}
 		a.profiles.load(settings.Data{}, nil)
-		return err.Error() + ". It was kept as " + backup + ", and Porthole starts with no profiles."
+		return sentence(err.Error()) + ". It was kept as " + backup + ", and Porthole starts with no profiles."
 	default:
 		a.log.Error("profiles file unusable; leaving it alone", "err", err)
 		a.profiles.load(settings.Data{}, err)
-		return err.Error() + ". Porthole leaves it as it is and saves no changes until it can read it."
+		return sentence(err.Error()) + ". Porthole leaves it as it is and saves no changes until it can read it."
 	}
 }
 

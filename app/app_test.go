@@ -185,6 +185,9 @@ func TestCorruptProfilesFileIsKeptAsideAndReported(t *testing.T) {
 	if a.win == nil || !a.win.notice.Visible() || !strings.Contains(a.win.notice.Text, ".corrupt-") {
 		t.Fatalf("no notice about the corrupt file")
 	}
+	if !strings.HasPrefix(a.win.notice.Text, "The profiles file ") || a.win.add.Disabled() {
+		t.Errorf("notice %q, Add disabled %v", a.win.notice.Text, a.win.add.Disabled())
+	}
 	matches, _ := filepath.Glob(store.Path + ".corrupt-*")
 	if len(matches) != 1 {
 		t.Fatalf("backup files: %v", matches)
@@ -212,6 +215,15 @@ func TestUnusableProfilesFileIsLeftAlone(t *testing.T) {
 			a.Start(false)
 			if a.win == nil || !a.win.notice.Visible() || !strings.Contains(a.win.notice.Text, "leaves it as it is") {
 				t.Fatalf("no notice about the unusable file")
+			}
+			if !strings.HasPrefix(a.win.notice.Text, "The profiles file ") {
+				t.Errorf("notice %q", a.win.notice.Text)
+			}
+			// Nothing offers a change that could not be saved.
+			for name, b := range map[string]interface{ Disabled() bool }{"Add": a.win.add, "Duplicate": a.win.dup, "Delete": a.win.remove, "Save": a.win.save} {
+				if !b.Disabled() {
+					t.Errorf("%s is enabled for a file Porthole leaves alone", name)
+				}
 			}
 			if _, err := a.addProfile(settings.Example(), ""); !errors.Is(err, errReadOnly) {
 				t.Errorf("add = %v, want it refused", err)

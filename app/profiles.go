@@ -34,6 +34,14 @@ func (l *profileList) load(d settings.Data, readOnly error) {
 	l.data, l.readOnly = d, readOnly
 }
 
+// writable reports whether changes can be saved: not when the file was
+// left alone at load because Porthole could not use it.
+func (l *profileList) writable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.readOnly == nil
+}
+
 // all returns the profiles, in order.
 func (l *profileList) all() []settings.Profile {
 	l.mu.Lock()

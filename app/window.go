@@ -263,10 +263,14 @@ func (sw *settingsWindow) setPending(on bool) {
 	sw.updateButtons()
 }
 
+// updateButtons enables the buttons that apply: none that changes the
+// profiles while a change is pending, or while the profiles file is one
+// Porthole leaves alone (the notice says why).
 func (sw *settingsWindow) updateButtons() {
 	_, selected := sw.item(sw.selected)
-	enable(!sw.pending, sw.add)
-	enable(!sw.pending && selected, sw.save, sw.remove, sw.dup)
+	canChange := !sw.pending && sw.a.profiles.writable()
+	enable(canChange, sw.add)
+	enable(canChange && selected, sw.save, sw.remove, sw.dup)
 	enable(selected, sw.toggle)
 }
 
@@ -274,7 +278,11 @@ func (sw *settingsWindow) showEmpty() {
 	sw.selected = ""
 	sw.form.content.Hide()
 	sw.updateButtons()
-	sw.status.SetText("No profiles. Add one to put a local service online.")
+	if sw.a.profiles.writable() {
+		sw.status.SetText("No profiles. Add one to put a local service online.")
+	} else {
+		sw.status.SetText("No profiles to show until Porthole can read its profiles file.")
+	}
 }
 
 // leaveFor selects another profile. If the form has changes that are not
