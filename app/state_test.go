@@ -73,8 +73,7 @@ func TestFailedProfileIsShownFailed(t *testing.T) {
 	a.win.selectProfile(p.ID)
 
 	a.win.toggleSelected()
-	waitEnded(t, changes, forwarder.Failed)
-	a.engine.Shutdown(t.Context()) // nothing runs any more: no change can follow
+	waitEnded(t, changes, forwarder.Failed) // nothing runs any more: no change can follow
 	item := trayItem(t, a, "web")
 	if item.Checked || !strings.Contains(item.Label, "error: authentication failed") {
 		t.Errorf("tray item %q checked=%v, want the error, unchecked", item.Label, item.Checked)

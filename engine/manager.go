@@ -74,6 +74,7 @@ type Manager struct {
 	runs     map[string]*run
 	status   map[string]Status
 	watchers map[string][]chan Status // see watch
+	closed   bool                     // Shutdown was called: nothing starts any more
 }
 
 type run struct {
@@ -187,7 +188,7 @@ func (m *Manager) start(id, name string, build func(onState func(forwarder.State
 	var r *run
 	var ctx context.Context
 	m.update(id, func(s *Status) bool {
-		if m.runs[id] != nil {
+		if m.closed || m.runs[id] != nil {
 			return false
 		}
 		var cancel context.CancelFunc
@@ -340,8 +341,11 @@ func (m *Manager) Forget(id string) {
 }
 
 // Shutdown stops every forwarder and waits for them, until ctx is done.
+// After it, Start does nothing: a click or an API call that arrives while
+// the app quits cannot leave a forwarder running behind it.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
+	m.closed = true
 	runs := make([]*run, 0, len(m.runs))
 	for _, r := range m.runs {
 		runs = append(runs, r)

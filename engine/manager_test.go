@@ -102,6 +102,10 @@ func TestManagerStartStopWithBuiltinRelay(t *testing.T) {
 	if s := m.Status(p.ID); s.Running || s.Phase != forwarder.Stopped {
 		t.Errorf("after Shutdown: %+v", s)
 	}
+	m.Start(p) // as a late click while the app quits
+	if s := m.Status(p.ID); s.Running {
+		t.Errorf("started after Shutdown: %+v", s)
+	}
 	local.Close()
 	up.Close()
 	tt.Client(srv).CloseIdleConnections()
@@ -140,7 +144,6 @@ func TestFailedStatusIsFinal(t *testing.T) {
 	if got := m.Status(p.ID); got.Running || got.Phase != forwarder.Failed {
 		t.Errorf("stored status %+v", got)
 	}
-	m.Shutdown(t.Context())
 	select {
 	case c := <-w:
 		t.Errorf("a change after the final one: %+v", c.s)
