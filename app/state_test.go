@@ -78,8 +78,8 @@ func TestFailedProfileIsShownFailed(t *testing.T) {
 	if item.Checked || !strings.Contains(item.Label, "error: authentication failed") {
 		t.Errorf("tray item %q checked=%v, want the error, unchecked", item.Label, item.Checked)
 	}
-	if a.win.toggle.Text != "Start" || !strings.Contains(a.win.status.Text, "authentication failed") {
-		t.Errorf("window: button %q, status %q", a.win.toggle.Text, a.win.status.Text)
+	if l := a.win.form.errs[settings.FieldToken]; a.win.toggle.Text != "Start" || !strings.Contains(l.Text, "Authentication failed") {
+		t.Errorf("window: button %q, token field %q", a.win.toggle.Text, l.Text)
 	}
 	select {
 	case s := <-changes:
@@ -207,7 +207,7 @@ func TestInvalidSavedProfileFailsAtItsFields(t *testing.T) {
 
 // TestRelayRefusalIsShownAtItsField: when the relay refuses what a field
 // holds (the token, the certificate trust, the remote port), the form says
-// so at that field, in plain words, and the status line has the whole error.
+// so at that field, in plain words, and the status line points there.
 func TestRelayRefusalIsShownAtItsField(t *testing.T) {
 	rc := tt.RelayConfig(t)
 	rc.Tokens, rc.NoAuth = []relay.Token{{Secret: "right"}}, false
@@ -243,12 +243,13 @@ func TestRelayRefusalIsShownAtItsField(t *testing.T) {
 			a.win.selectProfile(p.ID)
 			a.Wait()
 			a.win.toggleSelected()
-			s := waitEnded(t, changes, forwarder.Failed)
+			waitEnded(t, changes, forwarder.Failed)
 			l := a.win.form.errs[c.field]
 			if !l.Visible() || !strings.HasPrefix(l.Text, c.want) {
 				t.Errorf("%s field shows %v %q, want %q", c.field, l.Visible(), l.Text, c.want)
 			}
-			if want := p.Name + ": error: " + s.Err.Error(); a.win.status.Text != want {
+			// The status line points at the field rather than repeat it raw.
+			if want := p.Name + ": stopped with an error; see " + c.field.Label() + "."; a.win.status.Text != want {
 				t.Errorf("status line %q, want %q", a.win.status.Text, want)
 			}
 		})

@@ -209,11 +209,19 @@ func (sw *settingsWindow) showState() {
 	if st.Phase == forwarder.Failed {
 		startErr = st.Err
 	}
+	problems := settings.ProblemsOf(startErr)
+	delete(problems, settings.FieldProfile) // the status line says it
 	if text := errString(startErr); text != sw.shownErr {
 		sw.shownErr = text
-		problems := settings.ProblemsOf(startErr)
-		delete(problems, settings.FieldProfile) // the status line says it
 		sw.form.showProblems(problems)
+	}
+	// An error worded at its fields is not repeated, raw, below them.
+	if len(problems) > 0 {
+		var labels []string
+		for _, f := range problems.Fields() {
+			labels = append(labels, f.Label())
+		}
+		sw.status.SetText(it.Name + ": stopped with an error; see " + strings.Join(labels, ", ") + ".")
 	}
 }
 

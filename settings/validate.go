@@ -68,6 +68,18 @@ func (f Field) Label() string {
 // empty Problems means the profile is valid.
 type Problems map[Field]string
 
+// Fields lists the fields that have problems, in the order the form shows
+// them.
+func (p Problems) Fields() []Field {
+	var out []Field
+	for _, x := range fields {
+		if _, ok := p[x.field]; ok {
+			out = append(out, x.field)
+		}
+	}
+	return out
+}
+
 // Error words the problems in plain words, in the order the form shows
 // the fields, each after its field's label unless it starts with it.
 func (p Problems) Error() string {
