@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +29,7 @@ const acmeDomain = "tunnels.test"
 
 // startACMERelay starts a relay for acmeDomain that gets its certificates
 // from a Pebble CA validating challenges on the relay's own listeners.
-func startACMERelay(t *testing.T, httpAddr, httpsAddr string) (srv *relay.Server, ca *acmetest.CA, stateDir string) {
+func startACMERelay(t *testing.T, httpAddr, httpsAddr string, edit ...func(*relay.Config)) (srv *relay.Server, ca *acmetest.CA, stateDir string) {
 	t.Helper()
 	ca = acmetest.Start(t)
 	cfg := tt.RelayConfig(t)
@@ -36,6 +39,9 @@ func startACMERelay(t *testing.T, httpAddr, httpsAddr string) (srv *relay.Server
 	a.CA, a.CARoots, a.Email = ca.Directory, ca.DirectoryRoots, "ops@tunnels.test"
 	cfg.ACME = &a
 	cfg.AdminAddr = "127.0.0.1:0"
+	for _, e := range edit {
+		e(&cfg)
+	}
 	srv = tt.StartRelay(t, cfg)
 	// The CA answers nothing until Validate: no certificate, not ready.
 	if got := adminGet(t, srv, "/readyz"); got != "no certificate for "+acmeDomain+" yet\n" {
@@ -158,6 +164,58 @@ func adminGet(t *testing.T, srv *relay.Server, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestACMETLSALPNWithoutAChallenge: a handshake that offers only the
+// TLS-ALPN-01 protocol for a name the relay is not validating is refused
+// like any other, and does not write the relay's log: strangers would
+// otherwise fill it at their own pace.
+func TestACMETLSALPNWithoutAChallenge(t *testing.T) {
+	var logged atomic.Int64
+	srv, _, _ := startACMERelay(t, "", "127.0.0.1:0", func(c *relay.Config) {
+		c.Logger = slog.New(namesHandler{Handler: c.Logger.Handler(), suffix: ".nobody." + acmeDomain, n: &logged})
+	})
+	const tries = 50
+	for i := range tries {
+		name := fmt.Sprintf("n%d.nobody.%s", i, acmeDomain)
+		c, err := tls.Dial("tcp", srv.HTTPSAddr(), &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"acme-tls/1"}})
+		if err == nil {
+			c.Close()
+			t.Fatalf("TLS-ALPN-01 handshake for %s succeeded", name)
+		}
+	}
+	if n := logged.Load(); n > 0 {
+		t.Errorf("%d handshakes for names under no challenge wrote %d log lines above debug", tries, n)
+	}
+}
+
+// namesHandler counts the records above debug that mention a name ending
+// in suffix, and passes every record on.
+type namesHandler struct {
+	slog.Handler
+	suffix string
+	n      *atomic.Int64
+}
+
+func (h namesHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug {
+		r.Attrs(func(a slog.Attr) bool {
+			if strings.HasSuffix(a.Value.String(), h.suffix) {
+				h.n.Add(1)
+				return false
+			}
+			return true
+		})
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h namesHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return namesHandler{Handler: h.Handler.WithAttrs(as), suffix: h.suffix, n: h.n}
+}
+
+func (h namesHandler) WithGroup(g string) slog.Handler {
+	return namesHandler{Handler: h.Handler.WithGroup(g), suffix: h.suffix, n: h.n}
 }
 
 // TestACMEHTTP01: a relay with only a public HTTP listener answers the CA's

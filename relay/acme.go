@@ -219,6 +219,17 @@ func (m *acmeManager) handleHTTPChallenge(w http.ResponseWriter, r *http.Request
 	return m.issuer.HandleHTTPChallenge(w, r)
 }
 
+// challengePending reports whether the relay is validating name with the
+// CA right now. Only then does a TLS-ALPN-01 handshake for it go to the
+// library, which logs an error for each one it has no challenge for: a
+// stranger's handshakes would otherwise write the relay's log at their own
+// pace (a thousand lines a second from one client); they get the relay's
+// ordinary TLS instead, which names no protocol they asked for.
+func (m *acmeManager) challengePending(name string) bool {
+	_, ok := certmagic.GetACMEChallenge(name)
+	return ok
+}
+
 // isTLSALPNChallenge reports whether a ClientHello's ALPN list is that of a
 // TLS-ALPN-01 validation (RFC 8737: exactly acme-tls/1).
 func isTLSALPNChallenge(protos []string) bool {

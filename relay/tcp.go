@@ -33,7 +33,7 @@ func (s *Server) routeTLS(c net.Conn) {
 		s.forwardRaw(b, pc)
 		return
 	}
-	if s.acme != nil && isTLSALPNChallenge(hello.Protos) {
+	if s.acme != nil && isTLSALPNChallenge(hello.Protos) && s.acme.challengePending(hello.ServerName) {
 		s.acme.solveTLSALPN(pc)
 		return
 	}
