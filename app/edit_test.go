@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 	"github.com/zalando/go-keyring"
 
 	"porthole/settings"
@@ -194,4 +195,41 @@ func (f *failSecond) Set(id string, kind settings.SecretKind, v string) error {
 	}
 	f.copied = append(f.copied, id+"/"+string(kind))
 	return f.Keyring.Set(id, kind, v)
+}
+
+// TestDeleteAsksFirst: Delete asks, with buttons that say what they do;
+// Cancel keeps the profile, and Delete removes it.
+func TestDeleteAsksFirst(t *testing.T) {
+	a, _ := newTestApp(t)
+	a.Start(true)
+	sw := a.win
+	p := a.profiles.all()[0]
+
+	test.Tap(sw.remove)
+	if sw.confirm == nil {
+		t.Fatal("Delete did not ask")
+	}
+	var buttons []string
+	for _, o := range test.LaidOutObjects(sw.w.Canvas().Overlays().Top()) {
+		if b, ok := o.(*widget.Button); ok {
+			buttons = append(buttons, b.Text)
+		}
+	}
+	if !slices.Contains(buttons, "Delete") || !slices.Contains(buttons, "Cancel") {
+		t.Errorf("the question's buttons: %q", buttons)
+	}
+	sw.confirm.Dismiss()
+	if _, ok := a.profiles.get(p.ID); !ok {
+		t.Fatal("Cancel deleted the profile")
+	}
+
+	test.Tap(sw.remove)
+	sw.saved = make(chan error, 1)
+	sw.confirm.Confirm()
+	if err := <-sw.saved; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.profiles.get(p.ID); ok {
+		t.Error("the profile is still there")
+	}
 }

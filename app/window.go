@@ -43,7 +43,7 @@ type settingsWindow struct {
 
 	items    []tray.Item
 	selected string                // profile ID
-	confirm  *dialog.ConfirmDialog // asking whether to discard unsaved changes
+	confirm  *dialog.ConfirmDialog // the question the window asks, while it is open
 	pending  bool                  // a change to the profiles is being saved
 	shownErr string                // the start error shown at the form's fields
 
@@ -302,18 +302,8 @@ func (sw *settingsWindow) leaveFor(id string) {
 		sw.selectProfile(id)
 		return
 	}
-	sw.confirm = dialog.NewConfirm("Discard your changes?",
-		"The changes to "+current.Name+" are not saved.", func(discard bool) {
-			sw.confirm = nil
-			if discard {
-				sw.selectProfile(id)
-			} else {
-				sw.showSelected()
-			}
-		}, sw.w)
-	sw.confirm.SetConfirmText("Discard")
-	sw.confirm.SetDismissText("Keep editing")
-	sw.confirm.Show()
+	sw.ask("Discard your changes?", "The changes to "+current.Name+" are not saved.",
+		"Discard", "Keep editing", func() { sw.selectProfile(id) }, sw.showSelected)
 }
 
 // showSelected puts the list's highlight on the selected profile.
@@ -495,12 +485,25 @@ func (sw *settingsWindow) deleteSelected() {
 	if !ok {
 		return
 	}
-	dialog.ShowConfirm("Delete "+p.Name+"?",
-		"The tunnel stops, and its profile and secrets are removed.", func(yes bool) {
-			if yes {
-				sw.delete(p.ID)
-			}
-		}, sw.w)
+	sw.ask("Delete "+p.Name+"?", "Its tunnel stops, and its profile and secrets are removed.",
+		"Delete", "Cancel", func() { sw.delete(p.ID) }, nil)
+}
+
+// ask asks a question in a dialog whose buttons say what they do, and
+// runs yes or no with the answer (either may be nil).
+func (sw *settingsWindow) ask(title, message, confirm, dismiss string, yes, no func()) {
+	sw.confirm = dialog.NewConfirm(title, message, func(ok bool) {
+		sw.confirm = nil
+		switch {
+		case ok && yes != nil:
+			yes()
+		case !ok && no != nil:
+			no()
+		}
+	}, sw.w)
+	sw.confirm.SetConfirmText(confirm)
+	sw.confirm.SetDismissText(dismiss)
+	sw.confirm.Show()
 }
 
 // delete removes a profile off the UI goroutine.
