@@ -213,6 +213,16 @@ func (a *App) items() []tray.Item {
 	for i, p := range ps {
 		items[i] = tray.Item{ID: p.ID, Name: p.Name, Status: statuses[p.ID]}
 	}
+	// Tunnels started over the agent API that are no saved profile, while
+	// they run: the tray shows every public address Porthole serves.
+	var adhoc []tray.Item
+	for id, s := range statuses {
+		if name, ok := engine.AdHocName(id); ok && s.Running {
+			adhoc = append(adhoc, tray.Item{ID: id, Name: name + " (agent API)", Status: s})
+		}
+	}
+	slices.SortFunc(adhoc, func(x, y tray.Item) int { return strings.Compare(x.ID, y.ID) })
+	items = append(items, adhoc...)
 	a.traffic(items)
 	return items
 }
@@ -306,6 +316,8 @@ func (a *App) start(id string) {
 func (a *App) toggle(id string) {
 	if p, ok := a.profiles.get(id); ok {
 		a.engine.Toggle(p)
+	} else if _, adhoc := engine.AdHocName(id); adhoc {
+		a.engine.Stop(id) // it has no profile to start it again from
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/inspect"
 	tt "porthole/internal/tunneltest"
 	"porthole/relay"
 	"porthole/settings"
@@ -253,5 +254,41 @@ func TestRelayRefusalIsShownAtItsField(t *testing.T) {
 				t.Errorf("status line %q, want %q", a.win.status.Text, want)
 			}
 		})
+	}
+}
+
+// TestAdHocTunnelShowsInTheTray: a tunnel started over the agent API that
+// is no saved profile is public all the same, so the tray lists it while
+// it runs, checked, and a click stops it; the window, which edits saved
+// profiles, does not list it.
+func TestAdHocTunnelShowsInTheTray(t *testing.T) {
+	keyring.MockInit()
+	a := New(test.NewTempApp(t), Options{
+		Store:      &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")},
+		Secrets:    settings.NewKeyring(),
+		WebAddr:    "127.0.0.1:0",
+		LocalRelay: &engine.LocalRelay{StateDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", Logger: tt.Logger(t)},
+	})
+	t.Cleanup(a.Close)
+	changes := rendered(a)
+	a.Start(true)
+	tun, err := a.engine.API(a.profiles.all).StartTunnel(t.Context(), inspect.TunnelRequest{Name: "hook", Addr: "8000", Proto: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSettled(t, changes)
+	item := trayItem(t, a, "hook (agent API)")
+	if !item.Checked || !strings.Contains(item.Label, "online at "+tun.PublicURLs[0]) {
+		t.Errorf("tray item %q checked=%v", item.Label, item.Checked)
+	}
+	if len(a.win.items) != 1 {
+		t.Errorf("the window lists %d items, want the one profile", len(a.win.items))
+	}
+	item.Action()
+	waitEnded(t, changes, forwarder.Stopped)
+	for _, it := range a.menu(a.items()).Items {
+		if strings.HasPrefix(it.Label, "hook") {
+			t.Errorf("a stopped ad-hoc tunnel stays in the tray: %q", it.Label)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"porthole/engine"
 	"porthole/forwarder"
 	"porthole/settings"
 	"porthole/tray"
@@ -153,7 +154,11 @@ func newSettingsWindow(a *App) *settingsWindow {
 
 // refresh shows the current states. UI goroutine.
 func (sw *settingsWindow) refresh(items []tray.Item) {
-	sw.items = items
+	// The window edits saved profiles; ad-hoc tunnels show in the tray.
+	sw.items = slices.DeleteFunc(slices.Clone(items), func(it tray.Item) bool {
+		_, adhoc := engine.AdHocName(it.ID)
+		return adhoc
+	})
 	sw.list.Refresh()
 	sw.showState()
 }

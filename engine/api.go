@@ -16,6 +16,10 @@ import (
 // saved profiles.
 const adhoc = "adhoc:"
 
+// AdHocName returns the name of an ad-hoc tunnel from its run id, and
+// false for the id of a saved profile.
+func AdHocName(id string) (string, bool) { return strings.CutPrefix(id, adhoc) }
+
 // API returns the Manager as the agent API sees it, over the saved
 // profiles that profiles lists. Its tunnels are those of the running
 // profiles, named by the profile, and of ad-hoc tunnels. POST /api/tunnels
