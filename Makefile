@@ -11,7 +11,7 @@ test:
 
 bench:
 	scripts/deps.sh bench
-	go run ./bench
+	go run ./bench -wan
 
 porthole:
 	CGO_ENABLED=0 go build -o bin/porthole ./cmd/porthole

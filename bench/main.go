@@ -12,8 +12,9 @@
 // It runs the built porthole binaries as a user would (TLS on), drives them
 // with wrk and iperf3 when installed (Go load generators otherwise), prints
 // Markdown tables, and stops by itself. With -baseline REV it also builds
-// porthole as it was at a git revision and measures it beside the working
-// tree, interleaved, so that a change is judged in one run.
+// porthole as it was at a git revision and measures its loopback cases
+// beside the working tree's, interleaved, so that a change is judged in one
+// run.
 //
 //	go run ./bench [-wan] [-baseline main] [-duration 5s] [-out docs/BENCHMARKS.md]
 package main
@@ -57,7 +58,7 @@ func main() {
 	flag.DurationVar(&o.stallFor, "stall-time", 10*time.Second, "how long the stalled readers run before the relay is measured")
 	flag.Var((*listFlag)(&o.relayFlags), "relay-flag", "extra flag for the relay under test (repeatable), e.g. -relay-flag=--stream-window=8MiB")
 	flag.Var((*listFlag)(&o.agentFlags), "agent-flag", "extra flag for the agents under test (repeatable)")
-	flag.StringVar(&o.baseline, "baseline", "", "also measure porthole as built from this git revision")
+	flag.StringVar(&o.baseline, "baseline", "", "also measure porthole as built from this git revision, on loopback")
 	out := flag.String("out", "", "also write the report to this Markdown file")
 	flag.Parse()
 	if *serve != "" {
