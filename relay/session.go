@@ -98,6 +98,17 @@ func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 	return &slotStream{Stream: wire.NewStream(st), ys: s.ys, done: done}, nil
 }
 
+// openingStreams is yamux's AcceptBacklog for agent sessions, which yamux
+// uses twice. It is how many streams the agent may open before the relay
+// has accepted them: agents open only their control stream, and a stream
+// that is not accepted may hold yamux's initial 256 KiB window, so a flood
+// of them costs at most 4 MiB before the session ends. It is also how many
+// streams the relay may have opened that the agent has not acknowledged
+// yet, each for a round trip: public connections that arrive together
+// start together, up to this many per round trip (320 a second at 50 ms),
+// instead of one round trip apart.
+const openingStreams = 16
+
 // slotStream gives its session slot and client count back when closed.
 type slotStream struct {
 	*wire.Stream
@@ -154,10 +165,9 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 		conn.Close()
 		return
 	}
-	// Only now does yamux start; until the agent opens its control stream
-	// the session holds at most one stream (AcceptBacklog 1).
+	// Only now does yamux start.
 	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, s.cfg.StreamWindow, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
-	ycfg.AcceptBacklog = 1
+	ycfg.AcceptBacklog = openingStreams
 	guarded := wire.GuardPings(conn, func() {
 		sess.fail(wire.Errorf(wire.CodeRateLimited, "more than %d pings a second", wire.PingRate))
 	})
