@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -316,7 +317,7 @@ type responseJSON struct {
 // exchangeView renders x; raw bytes only when asked for (the detail view).
 func exchangeView(x *Exchange, raw bool) exchangeJSON {
 	ip := x.RemoteAddr
-	if h, _, err := splitHostPort(ip); err == nil {
+	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
 	}
 	v := exchangeJSON{

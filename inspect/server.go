@@ -130,6 +130,3 @@ func allowedHost(hostport string, port int) bool {
 	_, err = netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil
 }
-
-// splitHostPort is net.SplitHostPort, for "ip:port" client addresses.
-func splitHostPort(s string) (string, string, error) { return net.SplitHostPort(s) }
