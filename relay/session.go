@@ -98,17 +98,6 @@ func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 	return &slotStream{Stream: wire.NewStream(st), ys: s.ys, done: done}, nil
 }
 
-// openingStreams is yamux's AcceptBacklog for agent sessions, which yamux
-// uses twice. It is how many streams the agent may open before the relay
-// has accepted them: agents open only their control stream, and a stream
-// that is not accepted may hold yamux's initial 256 KiB window, so a flood
-// of them costs at most 4 MiB before the session ends. It is also how many
-// streams the relay may have opened that the agent has not acknowledged
-// yet, each for a round trip: public connections that arrive together
-// start together, up to this many per round trip (320 a second at 50 ms),
-// instead of one round trip apart.
-const openingStreams = 16
-
 // slotStream gives its session slot and client count back when closed.
 type slotStream struct {
 	*wire.Stream
@@ -165,13 +154,14 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 		conn.Close()
 		return
 	}
-	// Only now does yamux start.
+	// Only now does yamux start, behind the guard: the agent may open one
+	// stream, its control stream, and ask for pings at a bounded rate. No
+	// other stream reaches yamux, so its accept backlog keeps the wire's
+	// default; yamux sizes by it, too, how many streams the relay may open
+	// that the agent has not acknowledged yet, and public connections that
+	// arrive together start together, not a round trip apart.
 	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, s.cfg.StreamWindow, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
-	ycfg.AcceptBacklog = openingStreams
-	guarded := wire.GuardPings(conn, func() {
-		sess.fail(wire.Errorf(wire.CodeRateLimited, "more than %d pings a second", wire.PingRate))
-	})
-	if sess.ys, err = yamux.Server(guarded, ycfg); err != nil {
+	if sess.ys, err = yamux.Server(wire.GuardAgent(conn, sess.fail), ycfg); err != nil {
 		conn.Close()
 		return
 	}
@@ -202,7 +192,6 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	}
 	raw.SetDeadline(time.Time{})
 	sess.log.Info("agent connected", "instance", sess.instance)
-	sess.tasks.Go(sess.refuseStreams)
 
 	err = sess.control()
 	var we *wire.Error
@@ -244,17 +233,6 @@ func (sess *session) control() error {
 			return err
 		}
 	}
-}
-
-// refuseStreams ends the session if the agent opens a stream: agents open
-// only their control stream.
-func (sess *session) refuseStreams() {
-	st, err := sess.ys.AcceptStream()
-	if err != nil {
-		return
-	}
-	st.Close()
-	sess.fail(wire.Errorf(wire.CodeProtocol, "agents may not open streams besides the control stream"))
 }
 
 // fail ends the session with e, from any goroutine: the control loop stops

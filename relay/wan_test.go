@@ -23,7 +23,7 @@ func TestPublicConnectionsStartTogether(t *testing.T) {
 	_, port, _ := net.SplitHostPort(m.Bound.URLs[0][len("tcp://"):])
 	// The agent acknowledges no stream (yamux acknowledges one when it is
 	// accepted), as if every acknowledgement were still on its way.
-	const n = 8
+	const n = 64
 	for range n {
 		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
 		if err != nil {
