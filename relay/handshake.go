@@ -107,8 +107,7 @@ func (s *Server) refuse(raw net.Conn, conn *wire.SessionConn, log *slog.Logger, 
 // its first yamux frame (which opens its control stream) has arrived: an
 // answer that came before the stream existed would be dropped.
 func refuseV1(raw net.Conn, conn *wire.SessionConn, e *wire.Error) {
-	var frame [12]byte
-	if _, err := io.ReadFull(conn, frame[:]); err != nil {
+	if err := wire.ReadV1Open(conn); err != nil {
 		conn.Close()
 		return
 	}

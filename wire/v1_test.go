@@ -12,7 +12,7 @@ import (
 // TestV1RefusalReadsAsAVersion1Reply runs what a version 1 agent ran: a
 // yamux client that opens its control stream, sends its hello there and
 // waits for the reply. The hand-written refusal must reach it as a coded
-// error on that stream.
+// error on that stream, and the stream then ends.
 func TestV1RefusalReadsAsAVersion1Reply(t *testing.T) {
 	agent, relay := net.Pipe()
 	defer agent.Close()
@@ -25,8 +25,11 @@ func TestV1RefusalReadsAsAVersion1Reply(t *testing.T) {
 	}
 	defer sess.Close()
 	go func() {
-		// The relay answers without reading, then drops what the agent sent.
-		WriteV1Refusal(relay, Errorf(CodeBadVersion, "upgrade the agent"))
+		// The relay answers once the control stream is open, then drops
+		// what the agent sent.
+		if ReadV1Open(relay) == nil {
+			WriteV1Refusal(relay, Errorf(CodeBadVersion, "upgrade the agent"))
+		}
 		io.Copy(io.Discard, relay)
 	}()
 	ctrl, err := sess.OpenStream()
@@ -42,5 +45,8 @@ func TestV1RefusalReadsAsAVersion1Reply(t *testing.T) {
 	}
 	if m.Error == nil || m.Error.Code != CodeBadVersion || !m.Error.Code.Fatal() {
 		t.Errorf("reply %+v, want a fatal %s error", m, CodeBadVersion)
+	}
+	if n, err := ctrl.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the reply: read %d bytes, %v; want the end of the stream", n, err)
 	}
 }
