@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -143,7 +144,9 @@ func TestDesktopApp(t *testing.T) {
 		"HOME="+home, "XDG_CONFIG_HOME="+config, "LANG=en_US.UTF-8",
 		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
-	app := launch(t, env, "--background")
+	// The inspector on a port of its own: other tests' agents may hold
+	// 4040 and the ports after it.
+	app := launch(t, env, "--background", "--web-addr", "127.0.0.1:0")
 	item := host.WaitItem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -208,7 +211,7 @@ func TestDesktopApp(t *testing.T) {
 	}
 	host.Click(t, item, inspectItem.ID)
 	inspector := readFIFO(t, opened)
-	if !strings.HasPrefix(inspector, "http://127.0.0.1:40") {
+	if !regexp.MustCompile(`^http://127\.0\.0\.1:[1-9][0-9]*$`).MatchString(inspector) {
 		t.Errorf("the browser was asked to open %q", inspector)
 	}
 	resp, err = http.Get(inspector + "/api/tunnels")

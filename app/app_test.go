@@ -288,7 +288,7 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 	fy := test.NewTempApp(t)
 	base := runtime.NumGoroutine()
 	store := &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}
-	a := New(fy, Options{Store: store, Secrets: settings.NewKeyring()})
+	a := New(fy, Options{Store: store, Secrets: settings.NewKeyring(), WebAddr: "127.0.0.1:0"})
 	a.Start(true)
 	a.Close()
 	tt.WaitGoroutines(t, base)

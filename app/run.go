@@ -19,7 +19,8 @@ import (
 // Run starts the desktop app and returns when it quits. If the app already
 // runs, it brings that one's window forward instead and returns at once.
 // With background set, the window stays closed (as when started at login).
-func Run(background bool) error {
+// webAddr is where the traffic inspector listens (see Options.WebAddr).
+func Run(background bool, webAddr string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	paths, err := settings.DefaultPaths()
 	if err != nil {
@@ -55,6 +56,7 @@ func Run(background bool) error {
 		Launcher:   autostart.New(autostart.App{ID: ID, Name: "Porthole", Exec: []string{exe, "--background"}}),
 		LocalRelay: &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log},
 		Logger:     log,
+		WebAddr:    webAddr,
 	})
 	// The tray must be set up before Run: Fyne starts it as its loop begins.
 	a.Start(!background)

@@ -160,7 +160,7 @@ func (a *trayApp) counts() (int, int) {
 func TestTrayIsRebuiltOnlyForAChange(t *testing.T) {
 	keyring.MockInit()
 	fy := &trayApp{App: test.NewTempApp(t)}
-	a := New(fy, Options{Store: &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}, Secrets: settings.NewKeyring()})
+	a := New(fy, Options{Store: &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}, Secrets: settings.NewKeyring(), WebAddr: "false"})
 	t.Cleanup(a.Close)
 	changes := rendered(a)
 	a.Start(false)

@@ -178,11 +178,11 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 	if cfg.Logger, err = newLogger(stderr, af.logLevel); err != nil {
 		return err
 	}
-	web, err := listenWeb(af.webAddr, cfg.Logger)
+	web, err := listenWeb(af.webAddr)
 	if err != nil {
 		return err
 	}
-	if web != nil {
+	if web.on() {
 		cfg.Inspect = inspect.NewStore(inspect.DefaultConfig())
 	}
 	cfg.OnState = printForwarding(stdout, web)
@@ -198,51 +198,62 @@ func runAgent(kind string, args []string, stdout, stderr io.Writer) error {
 	return f.Run(ctx)
 }
 
-// web is the inspector's listener, then its server.
+// web is the inspector: its listener, then its server. It is off, with
+// neither, for --web-addr=false, and when every default port is taken;
+// then noPort says why.
 type web struct {
-	ln  net.Listener
-	srv *inspect.Server
+	ln     net.Listener
+	srv    *inspect.Server
+	noPort error
 }
 
-// listenWeb opens the inspector's address: nil for "false". The default
-// address moves up to the next free port; if none is free, the agent runs
-// without the inspector. An address given explicitly must work.
-func listenWeb(addr string, log *slog.Logger) (*web, error) {
+// listenWeb opens the inspector's address. The default address moves up to
+// the next free port; if none is free, the agent runs without the
+// inspector, and serve warns of it: a command that fails before it serves
+// prints its one line of error alone. An address given explicitly must work.
+func listenWeb(addr string) (*web, error) {
 	if addr == "false" {
-		return nil, nil
+		return &web{}, nil
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, usagef("bad --web-addr %q: want HOST:PORT or false", addr)
 	}
 	ln, err := inspect.Listen(addr)
-	if err != nil {
-		if addr == inspect.DefaultAddr {
-			log.Warn("inspector is off: no free port", "err", err)
-			return nil, nil
-		}
-		return nil, fmt.Errorf("inspector: %w", err)
+	switch {
+	case err == nil:
+		return &web{ln: ln}, nil
+	case addr == inspect.DefaultAddr:
+		return &web{noPort: err}, nil
 	}
-	return &web{ln: ln}, nil
+	return nil, fmt.Errorf("inspector: %w", err)
 }
 
+// on reports whether the inspector has a listener to serve on.
+func (w *web) on() bool { return w.ln != nil }
+
+// serve serves the inspector and the agent API in the background, or warns
+// that the inspector is off for want of a free port.
 func (w *web) serve(store *inspect.Store, agent inspect.Agent, log *slog.Logger) {
-	if w != nil {
+	switch {
+	case w.noPort != nil:
+		log.Warn("inspector is off: no free port", "err", w.noPort)
+	case w.on():
 		w.srv = inspect.Serve(w.ln, inspect.NewAPI(store, agent, log.With("part", "inspector")), log)
 	}
 }
 
 func (w *web) close() {
 	switch {
-	case w == nil:
 	case w.srv != nil:
 		w.srv.Close()
-	default:
+	case w.ln != nil:
 		w.ln.Close()
 	}
 }
 
+// url is the inspector's address, or "" when it is off.
 func (w *web) url() string {
-	if w == nil {
+	if !w.on() {
 		return ""
 	}
 	return "http://" + w.ln.Addr().String()

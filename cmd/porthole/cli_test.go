@@ -125,7 +125,7 @@ func TestQuickStart(t *testing.T) {
 	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
 
 	agentAddr, httpAddr, fp, relay := startRelay(t, "--token", "s3cret")
-	agent := start(t, []string{"PORTHOLE_TOKEN=s3cret"}, "http", upPort, "--relay", agentAddr, "--relay-fingerprint", fp, "--name", "app")
+	agent := start(t, []string{"PORTHOLE_TOKEN=s3cret"}, "http", upPort, "--relay", agentAddr, "--relay-fingerprint", fp, "--name", "app", "--web-addr=false")
 	m := agent.line(t, `^forwarding (http://app\.localhost:(\d+)) -> (\S+)$`)
 	if _, p, _ := net.SplitHostPort(httpAddr); m[2] != p {
 		t.Errorf("public port %s, relay http on %s", m[2], httpAddr)
@@ -258,7 +258,7 @@ func TestTokenFile(t *testing.T) {
 	if err := os.WriteFile(good, []byte("file-s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agent := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token-file", good, "--relay-fingerprint", fp, "--name", "tf")
+	agent := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token-file", good, "--relay-fingerprint", fp, "--name", "tf", "--web-addr=false")
 	m := agent.line(t, `^forwarding (http://tf\.localhost:\d+) -> `)
 	if body := getVia(t, httpAddr, m[1]); body != "via token file" {
 		t.Errorf("body %q", body)
@@ -267,7 +267,7 @@ func TestTokenFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("wrong-file-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token-file", bad, "--relay-fingerprint", fp)
+	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token-file", bad, "--relay-fingerprint", fp, "--web-addr=false")
 	if code != 1 || !strings.Contains(stderr, "auth_failed") || strings.Contains(stderr, "wrong-file-token") {
 		t.Errorf("wrong token in a file: exit %d, stderr %q", code, stderr)
 	}
@@ -279,9 +279,9 @@ func TestSecondAgentIsRefusedAndFirstKeepsItsName(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "first") }))
 	defer up.Close()
 	agentAddr, httpAddr, fp, _ := startRelay(t, "--token", "shared")
-	first := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web")
+	first := start(t, nil, "http", up.URL, "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web", "--web-addr=false")
 	m := first.line(t, `^forwarding (http://web\.localhost:\d+) -> `)
-	code, stderr := runExit(t, nil, "http", "9", "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web")
+	code, stderr := runExit(t, nil, "http", "9", "--relay", agentAddr, "--token", "shared", "--relay-fingerprint", fp, "--name", "web", "--web-addr=false")
 	if code != 1 || !strings.Contains(stderr, "name_taken") {
 		t.Errorf("second agent for a live name: exit %d, stderr %q", code, stderr)
 	}
@@ -292,7 +292,7 @@ func TestSecondAgentIsRefusedAndFirstKeepsItsName(t *testing.T) {
 
 func TestFatalErrorsExit1(t *testing.T) {
 	agentAddr, _, fp, _ := startRelay(t, "--token", "s3cret")
-	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "guess", "--relay-fingerprint", fp)
+	code, stderr := runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "guess", "--relay-fingerprint", fp, "--web-addr=false")
 	if code != 1 || !strings.Contains(stderr, "authentication failed") || !strings.Contains(stderr, "auth_failed") {
 		t.Errorf("wrong token: exit %d, stderr %q", code, stderr)
 	}
@@ -300,11 +300,11 @@ func TestFatalErrorsExit1(t *testing.T) {
 		t.Errorf("the token reached stderr: %q", stderr)
 	}
 	wrong := strings.Repeat("0", 64)
-	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret", "--relay-fingerprint", wrong)
+	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret", "--relay-fingerprint", wrong, "--web-addr=false")
 	if code != 1 || !strings.Contains(stderr, "fingerprint mismatch") {
 		t.Errorf("pinned fingerprint mismatch: exit %d, stderr %q", code, stderr)
 	}
-	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret")
+	code, stderr = runExit(t, nil, "http", "8000", "--relay", agentAddr, "--token", "s3cret", "--web-addr=false")
 	if code != 1 || !strings.Contains(stderr, "not trusted") {
 		t.Errorf("self-signed relay against system roots: exit %d, stderr %q", code, stderr)
 	}
@@ -413,11 +413,11 @@ func TestStartFailsClosedAndExits(t *testing.T) {
 	// No keyring on this bus: the secrets the profiles say they have cannot be read.
 	env := []string{"XDG_CONFIG_HOME=" + config, "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent"}
 
-	code, stderr := runExit(t, env, "start", "web", "web", "WEB")
+	code, stderr := runExit(t, env, "start", "--web-addr=false", "web", "web", "WEB")
 	if code != 1 || !strings.Contains(stderr, "web: the relay token could not be read") {
 		t.Errorf("start web web: exit %d, %q", code, stderr)
 	}
-	code, stderr = runExit(t, env, "start", "private")
+	code, stderr = runExit(t, env, "start", "--web-addr=false", "private")
 	if code != 1 || !strings.Contains(stderr, "private: the basic-auth password could not be read") {
 		t.Errorf("start private: exit %d, %q", code, stderr)
 	}
@@ -427,7 +427,7 @@ func TestStartFailsClosedAndExits(t *testing.T) {
 		"newer version": `{"version": 99, "profiles": []}`,
 	} {
 		os.WriteFile(store.Path, []byte(content), 0o600)
-		code, stderr := runExit(t, env, "start", "--all")
+		code, stderr := runExit(t, env, "start", "--web-addr=false", "--all")
 		if code != 1 || !strings.Contains(stderr, store.Path) {
 			t.Errorf("%s file: exit %d, %q", name, code, stderr)
 		}

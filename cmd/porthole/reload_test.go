@@ -34,7 +34,7 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "kept") }))
 	defer up.Close()
 	agent := func(token, name string) (*proc, string) {
-		p := start(t, []string{"PORTHOLE_TOKEN=" + token}, "http", up.URL, "--relay", agentAddr, "--relay-fingerprint", fp, "--name", name)
+		p := start(t, []string{"PORTHOLE_TOKEN=" + token}, "http", up.URL, "--relay", agentAddr, "--relay-fingerprint", fp, "--name", name, "--web-addr=false")
 		return p, p.line(t, `^forwarding (http://\S+) -> `)[1]
 	}
 	keep, keepURL := agent("keep-token", "keep")

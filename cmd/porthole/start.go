@@ -52,13 +52,13 @@ func runStart(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	web, err := listenWeb(*webAddr, log)
+	web, err := listenWeb(*webAddr)
 	if err != nil {
 		return err
 	}
 	defer web.close()
 	var store *inspect.Store
-	if web != nil {
+	if web.on() {
 		store = inspect.NewStore(inspect.DefaultConfig())
 	}
 	local := &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log}
