@@ -185,15 +185,15 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	}
 	sess.mu.Lock()
 	sess.ctrl = ctrl
-	failed := sess.failure != nil
+	failure := sess.failure // replaced, or broke a rule, before it began
 	sess.mu.Unlock()
-	if failed {
-		return // replaced before it began
-	}
 	raw.SetDeadline(time.Time{})
-	sess.log.Info("agent connected", "instance", sess.instance)
-
-	err = sess.control()
+	if failure == nil {
+		sess.log.Info("agent connected", "instance", sess.instance)
+		err = sess.control()
+	} else {
+		err = failure
+	}
 	var we *wire.Error
 	if errors.As(err, &we) {
 		sess.log.Warn("session ended by the relay", "code", we.Code, "reason", we.Message)
