@@ -63,7 +63,7 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	f.relayAddr = widget.NewEntry()
 	f.relayAddr.SetPlaceHolder("tunnels.example.com (port 7835 unless given)")
 	f.token = widget.NewPasswordEntry()
-	f.trust = widget.NewSelect([]string{trustSystem, trustCAFile, trustFingerprint}, func(string) { f.sync() })
+	f.trust = widget.NewSelect([]string{trustSystem, trustCAFile, trustFingerprint}, nil) // see below
 	f.relayCA = widget.NewEntry()
 	f.relayCA.SetPlaceHolder("/path/to/relay-ca.pem")
 	f.relayCABrowse = browseButton(f.relayCA, parent)
@@ -119,6 +119,26 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	field(settings.FieldBasicAuth, f.basicUser)
 	field(settings.FieldBasicAuthPwd, f.basicPass)
 	other("", f.startWithApp)
+	// A problem shown at a field goes away once the person edits the field
+	// (the next Save checks again); an untrusted certificate, once they
+	// change how the relay is trusted.
+	for field, e := range map[settings.Field]*widget.Entry{
+		settings.FieldName: f.name, settings.FieldRelayAddr: f.relayAddr, settings.FieldToken: f.token,
+		settings.FieldRelayCA: f.relayCA, settings.FieldFingerprint: f.fingerprint,
+		settings.FieldSubdomain: f.subdomain, settings.FieldRemotePort: f.remotePort,
+		settings.FieldUpstreamCA: f.upstreamCA, settings.FieldBasicAuth: f.basicUser, settings.FieldBasicAuthPwd: f.basicPass,
+	} {
+		e.OnChanged = func(string) {
+			f.clearProblem(field)
+			if e == f.relayCA || e == f.fingerprint {
+				f.clearProblem(settings.FieldTrust)
+			}
+		}
+	}
+	f.trust.OnChanged = func(string) {
+		f.clearProblem(settings.FieldTrust)
+		f.sync()
+	}
 	grid := container.New(layout.NewFormLayout(), cells...)
 	f.content = grid
 	return f
@@ -366,6 +386,14 @@ func (f *profileForm) showProblems(bad settings.Problems) {
 			l.SetText("")
 			l.Hide()
 		}
+	}
+}
+
+// clearProblem hides the problem shown under a field.
+func (f *profileForm) clearProblem(field settings.Field) {
+	if l, ok := f.errs[field]; ok && l.Visible() {
+		l.SetText("")
+		l.Hide()
 	}
 }
 

@@ -90,3 +90,28 @@ func TestTrustedRelayNeedsNoFingerprintOrCA(t *testing.T) {
 		t.Errorf("forwarder config: %v (CA %q, fingerprint %q)", err, cfg.RelayCAFile, cfg.RelayFingerprint)
 	}
 }
+
+// TestEditingAFieldClearsItsProblem: a problem shown at a field goes away
+// as soon as the field is edited, and the problems of other fields stay.
+func TestEditingAFieldClearsItsProblem(t *testing.T) {
+	a, _ := newTestApp(t)
+	a.Start(true)
+	other, err := a.addProfile(settings.Example(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := a.win.form
+	f.name.SetText(other.Name)
+	f.subdomain.SetText("Not_Valid")
+	if err := save(t, a.win); err == nil {
+		t.Fatal("saved a taken name")
+	}
+	name, sub := f.errs[settings.FieldName], f.errs[settings.FieldSubdomain]
+	if !name.Visible() || !sub.Visible() {
+		t.Fatalf("problems shown: name %v, subdomain %v", name.Visible(), sub.Visible())
+	}
+	test.Type(f.name, " renamed")
+	if name.Visible() || !sub.Visible() {
+		t.Errorf("after editing the name: name problem shown %v, subdomain problem shown %v", name.Visible(), sub.Visible())
+	}
+}
