@@ -102,6 +102,13 @@ type Config struct {
 	MaxTCPPorts       int     // TCP ports held at once
 	ControlRate       float64 // control messages per second, with a burst of max(ControlRate, MaxTunnels+1)
 
+	// UnroutedConnsPerIP caps the public connections one client address
+	// (IPv4 address or IPv6 /64) may have open on the HTTP and HTTPS
+	// listeners that reach no tunnel: being routed (their first request
+	// head or ClientHello not read yet) or answered by the relay's own
+	// pages. One beyond is closed at once.
+	UnroutedConnsPerIP int
+
 	// ClientConnsPerTunnel caps the public connections one client address
 	// (IPv4 address or IPv6 /64) may have open to one tunnel. Beyond it,
 	// HTTP clients get 429 and TCP and TLS connections are closed.
@@ -147,6 +154,7 @@ func DefaultConfig() Config {
 		MaxTCPPorts:          16,
 		ControlRate:          20,
 		ClientConnsPerTunnel: 500,
+		UnroutedConnsPerIP:   256,
 		MetricsTunnelLabels:  metrics.DefaultTunnelLabels,
 		StreamWindow:         wire.DefaultDownloadWindow,
 		StallTimeout:         60 * time.Second,
@@ -226,6 +234,7 @@ func (c *Config) validate() error {
 		{"MaxTunnels", c.MaxTunnels},
 		{"MaxTCPPorts", c.MaxTCPPorts},
 		{"ClientConnsPerTunnel", c.ClientConnsPerTunnel},
+		{"UnroutedConnsPerIP", c.UnroutedConnsPerIP},
 		{"MetricsTunnelLabels", c.MetricsTunnelLabels},
 	} {
 		if n.v <= 0 {

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -11,6 +12,8 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"sync"
@@ -629,4 +632,77 @@ func TestPingFlood(t *testing.T) {
 		t.Errorf("session ended with %s, want %s", got, wire.CodeRateLimited)
 	}
 	checkGrowth(t, before, 4<<20)
+}
+
+// TestUnroutedConnsPerAddress: one address may have only so many public
+// connections that reach no tunnel (being routed, or kept alive by the
+// relay's own pages); one beyond is closed at once, and one that closes
+// makes room. Connections carried to a tunnel do not count.
+func TestUnroutedConnsPerAddress(t *testing.T) {
+	const limit = 4
+	srv := startRelay(t, func(c *relay.Config) { c.UnroutedConnsPerIP = limit })
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
+	defer up.Close()
+	cfg := tt.AgentConfig(t, srv, forwarder.Tunnel{Proto: wire.ProtoHTTP, Upstream: up.URL, Name: "app"})
+	cfg.Token = token
+	tt.StartAgent(t, cfg)
+
+	dial := func(from string) (net.Conn, *bufio.Reader) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", srv.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	// get sends a request on c and returns its status, or 0 if the
+	// relay closed c instead of answering.
+	get := func(c net.Conn, r *bufio.Reader, host string, close bool) int {
+		req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+		req.Close = close
+		if err := req.Write(c); err != nil {
+			return 0
+		}
+		resp, err := http.ReadResponse(r, req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Carried to the tunnel, kept alive by the agent: not counted.
+	for range limit {
+		if c, r := dial("127.0.0.2"); get(c, r, "app.localhost", false) != http.StatusOK {
+			t.Fatal("a request to the tunnel failed")
+		}
+	}
+	// The relay's own 404 page, kept alive by the relay: counted.
+	var own []net.Conn
+	var ownR []*bufio.Reader
+	for range limit {
+		c, r := dial("127.0.0.2")
+		if got := get(c, r, "nope.localhost", false); got != http.StatusNotFound {
+			t.Fatalf("unknown host: %d", got)
+		}
+		own, ownR = append(own, c), append(ownR, r)
+	}
+	if c, r := dial("127.0.0.2"); get(c, r, "app.localhost", false) != 0 {
+		t.Errorf("connection %d that reached no tunnel yet was answered", limit+1)
+	}
+	if c, r := dial("127.0.0.3"); get(c, r, "nope.localhost", false) != http.StatusNotFound {
+		t.Error("another address was refused")
+	}
+	// The relay closes one, and the address may open another.
+	if got := get(own[0], ownR[0], "nope.localhost", true); got != http.StatusNotFound {
+		t.Fatalf("last request on a kept-alive connection: %d", got)
+	}
+	if _, err := ownR[0].ReadByte(); err != io.EOF {
+		t.Fatalf("the relay did not close the connection: %v", err)
+	}
+	if c, r := dial("127.0.0.2"); get(c, r, "app.localhost", false) != http.StatusOK {
+		t.Error("no room after a connection closed")
+	}
 }

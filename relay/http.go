@@ -29,7 +29,7 @@ const retryAfter = "5"
 // the agent as one stream. The agent does the HTTP proxying. A head that
 // is too large, too slow or malformed gets its own coded answer here; a
 // connection that reaches no tunnel gets the relay's own error page.
-func (s *Server) routeHTTP(c net.Conn) {
+func (s *Server) routeHTTP(c net.Conn, routed func()) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 	req, head, err := readRequestHead(c, maxRequestHead)
 	c.SetReadDeadline(time.Time{})
@@ -49,6 +49,7 @@ func (s *Server) routeHTTP(c net.Conn) {
 		s.httpConns.Push(refused(pc, err))
 		return
 	}
+	routed()
 	pipeHTTP(b, pc, st)
 }
 

@@ -34,7 +34,8 @@ type Server struct {
 	httpConns, httpsConns    *netutil.ChanListener // connections the relay answers itself
 	publicTLS, agentTLS      *tls.Config
 
-	handshakes *handshakes // agent connections not yet authenticated
+	handshakes *handshakes  // agent connections not yet authenticated
+	unrouted   *clientConns // public connections that reach no tunnel yet, per address
 	tokens     *tokenSet
 
 	mu         sync.Mutex
@@ -72,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 		reg:        newRegistry(cfg.Tokens, cfg.NameGrace),
 		tokens:     newTokenSet(cfg.Tokens),
 		handshakes: newHandshakes(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
+		unrouted:   newClientConns(cfg.UnroutedConnsPerIP),
 		sessions:   map[*session]struct{}{},
 		byInstance: map[instanceKey]*session{},
 		open:       map[net.Conn]struct{}{},
@@ -152,7 +154,7 @@ func (s *Server) Start() error {
 		s.httpSrv = s.newPublicServer()
 		s.httpConns = netutil.NewChanListener(s.httpLn.Addr())
 		s.loops.Go(func() { s.httpSrv.Serve(s.httpConns) })
-		s.loops.Go(func() { s.acceptLoop(s.httpLn, "http", s.handlePublicWith(s.routeHTTP)) })
+		s.loops.Go(func() { s.acceptLoop(s.httpLn, "http", s.acceptPublic(s.routeHTTP)) })
 	}
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newPublicServer()
@@ -165,7 +167,7 @@ func (s *Server) Start() error {
 		s.publicTLS = s.httpsSrv.TLSConfig
 		s.httpsConns = netutil.NewChanListener(s.httpsLn.Addr())
 		s.loops.Go(func() { s.httpsSrv.Serve(s.httpsConns) })
-		s.loops.Go(func() { s.acceptLoop(s.httpsLn, "https", s.handlePublicWith(s.routeTLS)) })
+		s.loops.Go(func() { s.acceptLoop(s.httpsLn, "https", s.acceptPublic(s.routeTLS)) })
 	}
 	s.loops.Go(func() { s.acceptLoop(s.agentLn, "agent", s.admitAgent) })
 	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(), "admin", s.AdminAddr(),
@@ -259,6 +261,42 @@ func (s *Server) removeSession(sess *session) {
 	}
 	s.mu.Unlock()
 	sess.releaseAll()
+}
+
+// acceptPublic returns the handler of a public HTTP or HTTPS listener's
+// connections, which route runs. Until route reports the connection routed
+// to a tunnel, while the relay reads its first request head or ClientHello
+// or answers it with its own pages, it counts against its address's
+// UnroutedConnsPerIP: one beyond is closed at once. One address cannot
+// make the relay hold more than that many connections on its own behalf,
+// however many it opens, and so use up its file descriptors.
+func (s *Server) acceptPublic(route func(c net.Conn, routed func())) func(net.Conn) {
+	return func(c net.Conn) {
+		release, ok := s.unrouted.acquire(c.RemoteAddr())
+		if !ok {
+			s.log.Debug("public connection refused: too many from its address reach no tunnel", "client", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		s.handlePublic(c, func(c net.Conn) { route(&unroutedConn{Conn: c, release: release}, release) })
+	}
+}
+
+// unroutedConn gives its address's count back when it is closed, or
+// half-closed as servers do before they close.
+type unroutedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *unroutedConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+func (c *unroutedConn) CloseWrite() error {
+	c.release()
+	return netutil.CloseWrite(c.Conn)
 }
 
 // handlePublicWith returns a function that handles a public connection

@@ -18,7 +18,7 @@ func (s *Server) serveTCP(b *binding) {
 // routeTLS routes a connection on the HTTPS listener by the SNI of its
 // ClientHello: a TLS tunnel gets the connection untouched; anything else is
 // terminated here and served as HTTPS.
-func (s *Server) routeTLS(c net.Conn) {
+func (s *Server) routeTLS(c net.Conn, routed func()) {
 	hello, consumed, err := netutil.PeekClientHello(c, s.cfg.ReadHeaderTimeout)
 	if err != nil {
 		c.Close()
@@ -30,6 +30,7 @@ func (s *Server) routeTLS(c net.Conn) {
 		b, _ = s.reg.lookup(name)
 	}
 	if b != nil && b.proto == wire.ProtoTLS {
+		routed()
 		s.forwardRaw(b, pc)
 		return
 	}
@@ -45,6 +46,8 @@ func (s *Server) routeTLS(c net.Conn) {
 	if b != nil && b.proto == wire.ProtoHTTP {
 		if st, err = b.open(c.RemoteAddr(), wire.FlagTLS); err != nil {
 			inner = refused(pc, err)
+		} else {
+			routed()
 		}
 	}
 	tc := tls.Server(inner, s.publicTLS)

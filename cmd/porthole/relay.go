@@ -41,6 +41,7 @@ var relayFlags = map[string]string{
 	"MaxTCPPorts":          "--max-tcp-ports",
 	"ControlRate":          "--control-rate",
 	"ClientConnsPerTunnel": "--max-client-conns",
+	"UnroutedConnsPerIP":   "--max-unrouted-conns",
 	"StreamWindow":         "--stream-window",
 	"StallTimeout":         "--stall-timeout",
 }
@@ -77,6 +78,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxTCPPorts, "max-tcp-ports", def.MaxTCPPorts, "TCP ports one agent session may hold")
 	fs.Float64Var(&cfg.ControlRate, "control-rate", def.ControlRate, "control messages per second from one agent")
 	fs.IntVar(&cfg.ClientConnsPerTunnel, "max-client-conns", def.ClientConnsPerTunnel, "connections one client address may have open to one tunnel")
+	fs.IntVar(&cfg.UnroutedConnsPerIP, "max-unrouted-conns", def.UnroutedConnsPerIP, "connections one client address may have open that reach no tunnel (being routed, or answered by the relay's own pages)")
 	fs.Var(bytesize.Value{N: &cfg.StreamWindow}, "stream-window",
 		"receive window per stream for downloads, a `SIZE` from 256KiB to 1GiB: one download moves at most this much per round trip to the agent, and a public client that stops reading holds up to this much in the relay")
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", def.StallTimeout, "close a public connection that accepts no bytes for this long (0: never)")
