@@ -68,6 +68,9 @@ func (s *Server) handshake(raw net.Conn, log *slog.Logger) (*wire.SessionConn, *
 		refusal = wire.Errorf(wire.CodeAuthFailed, "authentication failed")
 	}
 	if refusal != nil {
+		if refusal.Code == wire.CodeAuthFailed && s.authFails.failed(raw.RemoteAddr()) {
+			log.Warn("agent address refused for a while: too many failed authentications")
+		}
 		s.refuse(raw, conn, log, refusal)
 		return nil, nil, 0, false
 	}

@@ -706,3 +706,50 @@ func TestUnroutedConnsPerAddress(t *testing.T) {
 		t.Error("no room after a connection closed")
 	}
 }
+
+// TestFailedAuthentications: an address that keeps failing to authenticate
+// is refused before TLS, so that it can neither guess tokens nor write the
+// relay's log at its own pace; other addresses are not affected.
+func TestFailedAuthentications(t *testing.T) {
+	const allowance = 10 // failures at once; then one per 10 s
+	var lines atomic.Int64
+	srv := startRelay(t, func(c *relay.Config) {
+		c.Logger = slog.New(countingHandler{slog.DiscardHandler, &lines})
+	})
+	try := func(from, tok string) (*wire.Message, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		raw, err := d.Dial("tcp", srv.AgentAddr())
+		if err != nil {
+			return nil, err
+		}
+		defer raw.Close()
+		c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{wire.ALPN}})
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		hello := &wire.Hello{Version: wire.Version, Token: tok}
+		if err := wire.WriteMessage(c, &wire.Message{Type: wire.TypeHello, Hello: hello}); err != nil {
+			return nil, err
+		}
+		return wire.ReadMessage(c)
+	}
+	before := lines.Load()
+	for i := range allowance {
+		m, err := try("127.0.0.2", "guess")
+		if err != nil || m.Error == nil || m.Error.Code != wire.CodeAuthFailed {
+			t.Fatalf("guess %d: %+v, %v; want %s", i+1, m, err, wire.CodeAuthFailed)
+		}
+	}
+	for _, tok := range []string{"guess", token} {
+		if m, err := try("127.0.0.2", tok); err == nil {
+			t.Errorf("after %d failures the address was answered %+v", allowance, m)
+		}
+	}
+	if m, err := try("127.0.0.3", "guess"); err != nil || m.Error == nil || m.Error.Code != wire.CodeAuthFailed {
+		t.Errorf("another address: %+v, %v; want %s", m, err, wire.CodeAuthFailed)
+	}
+	if m, err := try("127.0.0.3", token); err != nil || m.Welcome == nil {
+		t.Errorf("another address with the token: %+v, %v; want a welcome", m, err)
+	}
+	if n := lines.Load() - before; n > 2*allowance+4 {
+		t.Errorf("%d failed authentications wrote %d log lines", allowance+3, n)
+	}
+}

@@ -145,14 +145,19 @@ func newBucket(rate, burst float64) *bucket {
 
 // take reports whether a token was available, and takes it.
 func (b *bucket) take() bool {
-	now := time.Now()
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
+	if b.peek() < 1 {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// peek returns the tokens available now.
+func (b *bucket) peek() float64 {
+	now := time.Now()
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	return b.tokens
 }
 
 // clientConns counts the public connections each client address has open
@@ -186,4 +191,64 @@ func (c *clientConns) acquire(addr net.Addr) (release func(), ok bool) {
 			c.mu.Unlock()
 		})
 	}, true
+}
+
+// Failed authentications one address may have: authBurst at once, then one
+// per authEvery. Agents stop at their first auth_failed, so only a peer
+// that guesses tokens comes near it. authTracked bounds the addresses
+// remembered; beyond it, the failures of new ones are not counted.
+const (
+	authBurst   = 10
+	authEvery   = 10 * time.Second
+	authTracked = 1 << 16
+)
+
+// authFailures counts failed authentications by address, so that one
+// address can neither guess tokens nor write the relay's log at its own
+// pace: beyond its allowance, its connections are closed before TLS.
+type authFailures struct {
+	mu   sync.Mutex
+	byIP map[clientKey]*bucket
+}
+
+func newAuthFailures() *authFailures {
+	return &authFailures{byIP: map[clientKey]*bucket{}}
+}
+
+// allowed reports whether an address may try to authenticate.
+func (f *authFailures) allowed(addr net.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.byIP[clientKeyOf(addr)]
+	return b == nil || b.peek() >= 1
+}
+
+// failed counts a failed authentication from addr, and reports whether it
+// used up the address's allowance.
+func (f *authFailures) failed(addr net.Addr) (exhausted bool) {
+	k := clientKeyOf(addr)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.byIP[k]
+	if b == nil {
+		if len(f.byIP) >= authTracked {
+			f.sweep()
+			if len(f.byIP) >= authTracked {
+				return false
+			}
+		}
+		b = newBucket(1/authEvery.Seconds(), authBurst)
+		f.byIP[k] = b
+	}
+	b.take()
+	return b.peek() < 1
+}
+
+// sweep forgets the addresses whose allowance is whole again.
+func (f *authFailures) sweep() {
+	for k, b := range f.byIP {
+		if b.peek() >= b.burst {
+			delete(f.byIP, k)
+		}
+	}
 }

@@ -36,6 +36,7 @@ type Server struct {
 
 	handshakes *handshakes  // agent connections not yet authenticated
 	unrouted   *clientConns // public connections that reach no tunnel yet, per address
+	authFails  *authFailures
 	tokens     *tokenSet
 
 	mu         sync.Mutex
@@ -74,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 		tokens:     newTokenSet(cfg.Tokens),
 		handshakes: newHandshakes(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 		unrouted:   newClientConns(cfg.UnroutedConnsPerIP),
+		authFails:  newAuthFailures(),
 		sessions:   map[*session]struct{}{},
 		byInstance: map[instanceKey]*session{},
 		open:       map[net.Conn]struct{}{},
@@ -213,8 +215,13 @@ func (s *Server) acceptLoop(ln net.Listener, name string, handle func(net.Conn))
 }
 
 // admitAgent admits an agent connection within the handshake limits; one
-// over its address's limit is closed at once, before TLS.
+// over its address's limit, or from an address that failed to authenticate
+// too often, is closed at once, before TLS.
 func (s *Server) admitAgent(c net.Conn) {
+	if !s.authFails.allowed(c.RemoteAddr()) {
+		c.Close()
+		return
+	}
 	p, ok := s.handshakes.admit(c)
 	if !ok {
 		s.log.Debug("agent connection refused: too many handshakes from its address", "agent", c.RemoteAddr().String())
