@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -163,39 +164,57 @@ func TestTCPConnectionsPerClient(t *testing.T) {
 
 // TestRequestHeadLimits: a head over the limit gets 431, one that does not
 // arrive in time 408, a malformed one 400, each with its code; a head just
-// under the limit reaches the upstream.
+// under the limit reaches the upstream. HTTPS clients of an HTTP tunnel get
+// the same answers as HTTP ones.
 func TestRequestHeadLimits(t *testing.T) {
 	rc := tt.RelayConfig(t)
 	rc.ReadHeaderTimeout = time.Second
 	srv := tt.StartRelay(t, rc)
 	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, httpTunnel(okUpstream(t).URL)))
-	host := tt.HostPort(tt.URL(t, st, "http"))
-	head := func(extra int) string {
-		return "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Pad: " + strings.Repeat("a", extra) + "\r\n\r\n"
-	}
-	for _, c := range []struct {
-		name   string
-		send   string
-		status int
-		code   string
-	}{
-		{"just under 64 KiB", head(60 << 10), 200, ""},
-		{"66 KiB", head(66 << 10), 431, "PH-431-HEAD-TOO-LARGE"},
-		{"1 MiB", head(1 << 20), 431, "PH-431-HEAD-TOO-LARGE"},
-		{"too slow", "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Slow: ", 408, "PH-408-HEAD-TIMEOUT"},
-		{"malformed", "NOT HTTP AT ALL\r\n\r\n", 400, "PH-400-BAD-REQUEST"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		host := tt.HostPort(tt.URL(t, st, scheme))
+		dial := func(t *testing.T) net.Conn {
 			conn := publicConn(t, srv, "127.0.0.1")
-			go io.WriteString(conn, c.send) // the relay may answer before reading it all
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if scheme == "http" {
+				return conn
+			}
+			conn.Close()
+			name, _, _ := net.SplitHostPort(host)
+			tc, err := tls.Dial("tcp", srv.HTTPSAddr(), &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 			if err != nil {
-				t.Fatalf("no response: %v", err)
+				t.Fatal(err)
 			}
-			resp.Body.Close()
-			if resp.StatusCode != c.status || resp.Header.Get("Porthole-Error") != c.code {
-				t.Errorf("got %d %q, want %d %q", resp.StatusCode, resp.Header.Get("Porthole-Error"), c.status, c.code)
-			}
-		})
+			t.Cleanup(func() { tc.Close() })
+			tc.SetDeadline(time.Now().Add(60 * time.Second))
+			return tc
+		}
+		head := func(extra int) string {
+			return "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Pad: " + strings.Repeat("a", extra) + "\r\n\r\n"
+		}
+		for _, c := range []struct {
+			name   string
+			send   string
+			status int
+			code   string
+		}{
+			{"just under 64 KiB", head(60 << 10), 200, ""},
+			{"66 KiB", head(66 << 10), 431, "PH-431-HEAD-TOO-LARGE"},
+			{"1 MiB", head(1 << 20), 431, "PH-431-HEAD-TOO-LARGE"},
+			{"too slow", "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Slow: ", 408, "PH-408-HEAD-TIMEOUT"},
+			{"malformed", "NOT HTTP AT ALL\r\n\r\n", 400, "PH-400-BAD-REQUEST"},
+		} {
+			t.Run(scheme+" "+c.name, func(t *testing.T) {
+				conn := dial(t)
+				go io.WriteString(conn, c.send) // the relay may answer before reading it all
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("no response: %v", err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != c.status || resp.Header.Get("Porthole-Error") != c.code {
+					t.Errorf("got %d %q, want %d %q", resp.StatusCode, resp.Header.Get("Porthole-Error"), c.status, c.code)
+				}
+			})
+		}
 	}
 }

@@ -67,9 +67,26 @@ func answerBadHead(c net.Conn, err error) {
 			"The request head did not arrive in time.", nil)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || netutil.IsClosed(err):
 		// The client went away.
+		c.Close()
+		return
 	default:
 		httperr.WriteResponse(c, http.StatusBadRequest, httperr.BadRequest, "The request head is malformed.", nil)
 	}
+	lingerClose(c)
+}
+
+// badHeadLinger is how long the relay reads, and drops, what a client
+// still sends after its request head was refused.
+const badHeadLinger = time.Second
+
+// lingerClose closes c once the client has had a moment to read the answer
+// written to it. Closing with unread bytes would reset the connection, and
+// a client still sending the rest of an oversized head would lose the
+// answer.
+func lingerClose(c net.Conn) {
+	netutil.CloseWrite(c)
+	c.SetReadDeadline(time.Now().Add(badHeadLinger))
+	io.Copy(io.Discard, c)
 	c.Close()
 }
 

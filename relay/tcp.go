@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"strconv"
+	"time"
 
 	"porthole/internal/netutil"
 	"porthole/wire"
@@ -17,8 +18,10 @@ func (s *Server) serveTCP(b *binding) {
 
 // routeTLS routes a connection on the HTTPS listener by the SNI of its
 // ClientHello: a TLS tunnel gets the connection untouched; anything else is
-// terminated here and served as HTTPS.
+// terminated here and served as HTTPS. The ClientHello, the TLS handshake
+// and, for HTTP/1, the first request head have ReadHeaderTimeout in all.
 func (s *Server) routeTLS(c net.Conn, routed func()) {
+	deadline := time.Now().Add(s.cfg.ReadHeaderTimeout)
 	hello, consumed, err := netutil.PeekClientHello(c, s.cfg.ReadHeaderTimeout)
 	if err != nil {
 		c.Close()
@@ -38,32 +41,52 @@ func (s *Server) routeTLS(c net.Conn, routed func()) {
 		s.acme.solveTLSALPN(pc)
 		return
 	}
-	// Terminate TLS here. An HTTP tunnel gets the decrypted connection
-	// (HTTP/1.1 or HTTP/2, as negotiated); anything else, or a connection
-	// the tunnel cannot take, gets an error page.
-	var st net.Conn
-	var inner net.Conn = pc
-	if b != nil && b.proto == wire.ProtoHTTP {
-		if st, err = b.open(c.RemoteAddr(), wire.FlagTLS); err != nil {
-			inner = refused(pc, err)
-		} else {
-			routed()
-		}
-	}
-	tc := tls.Server(inner, s.publicTLS)
-	if st == nil {
-		s.httpsConns.Push(tc)
+	if b == nil || b.proto != wire.ProtoHTTP {
+		s.httpsConns.Push(tls.Server(pc, s.publicTLS))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadHeaderTimeout)
-	err = tc.HandshakeContext(ctx)
+	s.routeHTTPS(b, pc, deadline, routed)
+}
+
+// routeHTTPS terminates TLS for an HTTP tunnel, then hands the decrypted
+// connection (HTTP/1.1 or HTTP/2, as negotiated) to the agent. An HTTP/1
+// connection's first request head is read first and gets the checks it
+// gets on the HTTP listener, with the same coded answers; the stream to the
+// agent opens only then. A connection the tunnel cannot take gets the
+// relay's error page.
+func (s *Server) routeHTTPS(b *binding, c net.Conn, deadline time.Time, routed func()) {
+	rc := &refusedConn{Conn: c} // its reason is set if the tunnel refuses it
+	tc := tls.Server(rc, s.publicTLS)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		st.Close()
 		c.Close()
 		return
 	}
-	pipeHTTP(b, tc, st)
+	var conn net.Conn = tc
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		tc.SetReadDeadline(deadline)
+		_, head, err := readRequestHead(tc, maxRequestHead)
+		tc.SetReadDeadline(time.Time{})
+		if err != nil {
+			answerBadHead(tc, err)
+			return
+		}
+		conn = netutil.NewPrefixConn(tc, head)
+	}
+	st, err := b.open(c.RemoteAddr(), wire.FlagTLS)
+	if err != nil {
+		if conn == tc {
+			rc.reason = err
+			s.httpsConns.Push(tc) // HTTP/2: the relay's server sees it is TLS
+		} else {
+			s.httpsConns.Push(refused(conn, err))
+		}
+		return
+	}
+	routed()
+	pipeHTTP(b, conn, st)
 }
 
 // forwardRaw carries one public connection to the agent byte for byte.
