@@ -155,7 +155,7 @@ type statusJSON struct {
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	s := statusJSON{URI: "/api/status", Status: a.agent.Status(), Tunnels: len(a.agent.Tunnels())}
-	s.Inspect.Requests = len(a.store.List(0, ""))
+	s.Inspect.Requests = a.store.Len()
 	s.Inspect.Bytes = a.store.Used()
 	s.Inspect.Budget, s.Inspect.BodyCap = a.store.cfg.Budget, a.store.cfg.BodyCap
 	a.json(w, http.StatusOK, s)

@@ -3,6 +3,7 @@ package inspect
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -220,5 +221,47 @@ func TestWithoutCaptureRequestsAreOnlyCounted(t *testing.T) {
 	m := tap.Metrics().Snapshot()
 	if m.HTTP.Count != 3 || m.HTTP.Errors != 3 || m.HTTP.P50 <= 0 {
 		t.Errorf("http metrics: %+v", m.HTTP)
+	}
+}
+
+func TestRawIsTheMessageInHTTP1Form(t *testing.T) {
+	s, _, srv := serve(t, Config{}, TapOptions{Capture: true}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		w.Header()["X-Multi"] = []string{"one", "two"}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"id":7}`)
+	}))
+	req, _ := http.NewRequest("PUT", srv.URL+"/items/7?draft=1", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("Accept", "text/html")
+	req.Header.Add("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitDone(t, s)
+	x := s.Get(s.List(1, "")[0].ID)
+	// What http.Header.Write renders, after the request or status line.
+	var want bytes.Buffer
+	fmt.Fprintf(&want, "PUT /items/7?draft=1 HTTP/1.1\r\nHost: %s\r\n", srv.Listener.Addr())
+	x.Request.Header().Write(&want)
+	want.WriteString("\r\n" + `{"name":"x"}`)
+	if got := x.RawRequest(); string(got) != want.String() {
+		t.Errorf("raw request:\n%q\nwant\n%q", got, want.String())
+	}
+	if h := x.Request.Header(); h.Get("Content-Type") != "application/json" || len(h["Accept"]) != 2 || h.Get("Host") != "" {
+		t.Errorf("request headers: %v", h)
+	}
+	want.Reset()
+	want.WriteString("HTTP/1.1 201 Created\r\n")
+	x.Response.Header().Write(&want)
+	want.WriteString("\r\n" + `{"id":7}`)
+	if got := x.RawResponse(); string(got) != want.String() {
+		t.Errorf("raw response:\n%q\nwant\n%q", got, want.String())
+	}
+	if h := x.Response.Header(); len(h["X-Multi"]) != 2 || x.Response.Proto != "HTTP/1.1" || x.Status != 201 {
+		t.Errorf("response: %s %d %v", x.Response.Proto, x.Status, h)
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// Exchange is one captured HTTP request and its response. The store keeps
-// one value per state (response pending, then finished) and never modifies
-// it once kept.
+// Exchange is one captured HTTP request and its response, as read from the
+// store: a copy of what it keeps, decoded. It is never modified; its byte
+// slices share one buffer and must not be changed.
 type Exchange struct {
 	ID         string
 	Tunnel     string // the tunnel's label
@@ -29,14 +29,9 @@ type Exchange struct {
 	Status   int      // the response status, 0 while pending
 	Upgraded bool     // the connection switched protocols (WebSocket); its bytes are not captured
 	Done     bool     // the exchange has finished
-
-	seq  uint64 // the store's sequence number
-	size int64
 }
 
-// Message is one side of an exchange. Its headers are kept as one block of
-// "Key: value\r\n" lines: tens of thousands of kept exchanges then cost the
-// garbage collector a few pointers each, not a map of slices each.
+// Message is one side of an exchange.
 type Message struct {
 	Method    string // requests only
 	URI       string // requests only: the request target, path and query
@@ -47,7 +42,8 @@ type Message struct {
 	BodySize  int64  // bytes seen, kept or not
 	Truncated bool   // BodySize > len(Body)
 
-	header, trailer []byte
+	raw             []byte // the message in HTTP/1.1 form, body included
+	header, trailer []byte // "Key: value\r\n" lines
 }
 
 // Header returns the message's headers (without Host, which Go keeps apart).
@@ -59,30 +55,6 @@ func (m *Message) Trailer() http.Header {
 		return nil
 	}
 	return decodeHeader(m.trailer)
-}
-
-// encodeHeader packs h into one block, with the value of the header named
-// mask (if any) replaced by masked.
-func encodeHeader(h http.Header, mask, masked string) []byte {
-	n := 0
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	b := make([]byte, 0, n+len(masked))
-	for k, vs := range h {
-		for _, v := range vs {
-			if k == mask {
-				v = masked
-			}
-			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
-		}
-	}
-	return b
 }
 
 func decodeHeader(b []byte) http.Header {
@@ -99,48 +71,20 @@ func decodeHeader(b []byte) http.Header {
 // IsReplay reports whether the exchange was sent from the inspector.
 func (x *Exchange) IsReplay() bool { return x.ReplayOf != "" }
 
-// footprint estimates the memory the exchange holds, for the budget.
-func (x *Exchange) footprint() int64 {
-	n := int64(512 + len(x.Request.URI) + len(x.RemoteAddr))
-	n += x.Request.footprint()
-	if x.Response != nil {
-		n += x.Response.footprint()
-	}
-	return n
-}
+// RawRequest returns the request as it arrived, in HTTP/1.1 form: request
+// line, Host and the other headers (sorted, as http.Header.Write writes
+// them), blank line, and the body as far as it was kept; as ngrok's API
+// returns it in "raw". The caller must not modify it.
+func (x *Exchange) RawRequest() []byte { return x.Request.raw }
 
-func (m *Message) footprint() int64 {
-	return int64(len(m.Body)+len(m.header)+len(m.trailer)) + 64
-}
-
-// Raw renders the request as it arrived: request line, headers, body (as
-// far as it was kept), as ngrok's API returns it in "raw".
-func (x *Exchange) RawRequest() []byte {
-	var b bytes.Buffer
-	r := &x.Request
-	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, r.URI, r.Proto)
-	if r.Host != "" {
-		fmt.Fprintf(&b, "Host: %s\r\n", r.Host)
-	}
-	r.Header().Write(&b)
-	b.WriteString("\r\n")
-	b.Write(r.Body)
-	return b.Bytes()
-}
-
-// RawResponse renders the response: status line, headers, body (as far as
-// it was kept). It is nil while the response is pending.
+// RawResponse returns the response in the same form: status line,
+// headers, blank line, body as far as it was kept. It is nil while the
+// response is pending. The caller must not modify it.
 func (x *Exchange) RawResponse() []byte {
 	if x.Response == nil {
 		return nil
 	}
-	var b bytes.Buffer
-	r := x.Response
-	fmt.Fprintf(&b, "%s %d %s\r\n", r.Proto, r.Status, http.StatusText(r.Status))
-	r.Header().Write(&b)
-	b.WriteString("\r\n")
-	b.Write(r.Body)
-	return b.Bytes()
+	return x.Response.raw
 }
 
 // Changes alter a request before it is replayed. Empty fields keep the
@@ -235,28 +179,33 @@ func (c *capBuffer) keep(p []byte) {
 	}
 }
 
-// teeBody keeps a copy of what is read of a request body. The proxy's
-// transport may still be reading it on its own goroutine when the handler
-// returns, hence the lock.
+// teeBody keeps a copy of what is read of a request body, until the
+// capture takes it. The proxy's transport may still be reading the body
+// on its own goroutine when the handler returns, hence the lock.
 type teeBody struct {
 	io.ReadCloser
-	mu sync.Mutex
+	mu    sync.Mutex
+	taken bool
 	capBuffer
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	t.mu.Lock()
-	t.keep(p[:n])
+	if !t.taken {
+		t.keep(p[:n])
+	}
 	t.mu.Unlock()
 	return n, err
 }
 
-// snapshot returns what was kept so far.
-func (t *teeBody) snapshot() capBuffer {
+// take returns what was kept so far; reads that follow are not kept, so
+// the buffer is the caller's.
+func (t *teeBody) take() capBuffer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.taken = true
 	c := t.capBuffer
-	c.buf = append([]byte(nil), c.buf...)
+	t.buf = nil
 	return c
 }

@@ -1,38 +1,54 @@
 package inspect
 
 import (
-	"fmt"
+	"bytes"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 )
 
-func exchange(tunnel string, body int) *Exchange {
-	return &Exchange{Tunnel: tunnel, Start: time.Now(), Request: Message{
-		Method: "GET", URI: "/", Proto: "HTTP/1.1", header: []byte("A: b\r\n"),
-		Body: make([]byte, body), BodySize: int64(body)}}
+// record captures one exchange with a request body of n bytes through
+// tap, as a tunnel's handler does, and returns its id.
+func record(t testing.TB, tap *Tap, n int) string {
+	t.Helper()
+	r := httptest.NewRequest("POST", "/upload", bytes.NewReader(make([]byte, n)))
+	r.Header.Set("A", "b")
+	tap.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})).ServeHTTP(httptest.NewRecorder(), r)
+	xs := tap.store.List(1, tap.Tunnel())
+	if len(xs) != 1 || !xs[0].Done {
+		t.Fatalf("exchange not kept: %+v", xs)
+	}
+	return xs[0].ID
 }
 
 func TestStoreStaysWithinItsBudgetOldestFirst(t *testing.T) {
 	s := NewStore(Config{BodyCap: 1000, Budget: 10_000})
+	taps := []*Tap{s.Tap("t0", TapOptions{Capture: true}), s.Tap("t1", TapOptions{Capture: true})}
 	var ids []string
 	for i := range 100 {
-		x := exchange(fmt.Sprint("t", i%2), 1000)
-		s.add(x)
-		ids = append(ids, x.ID)
+		ids = append(ids, record(t, taps[i%2], 1000))
 		if s.Used() > 10_000 {
 			t.Fatalf("after %d exchanges %d bytes are kept, over the budget", i+1, s.Used())
 		}
 	}
 	kept := s.List(0, "")
-	if len(kept) == 0 || len(kept) >= 10 {
-		t.Fatalf("%d exchanges kept", len(kept))
+	if len(kept) == 0 || len(kept) >= 10 || s.Len() != len(kept) {
+		t.Fatalf("%d exchanges kept (Len %d)", len(kept), s.Len())
 	}
 	// The newest are kept, newest first; the oldest are gone.
 	for i, x := range kept {
 		if want := ids[len(ids)-1-i]; x.ID != want {
 			t.Errorf("kept[%d] = %s, want %s", i, x.ID, want)
+		}
+		if len(x.Request.Body) != 1000 || x.Request.BodySize != 1000 || x.Request.Truncated {
+			t.Errorf("kept[%d] body: %d of %d bytes", i, len(x.Request.Body), x.Request.BodySize)
 		}
 	}
 	if s.Get(ids[0]) != nil {
@@ -41,36 +57,49 @@ func TestStoreStaysWithinItsBudgetOldestFirst(t *testing.T) {
 	if got := s.List(2, "t1"); len(got) != 2 || got[0].Tunnel != "t1" || got[1].Tunnel != "t1" {
 		t.Errorf("filtered list: %+v", got)
 	}
-	// One exchange larger than the budget is kept alone rather than lost.
-	big := exchange("t0", 20_000)
-	s.add(big)
-	if got := s.List(0, ""); len(got) != 1 || got[0] != big {
-		t.Errorf("after a huge exchange: %d kept", len(got))
+	if got := s.List(0, "nope"); len(got) != 0 {
+		t.Errorf("an unknown tunnel lists %d exchanges", len(got))
 	}
 	s.Clear()
-	if s.Used() != 0 || len(s.List(0, "")) != 0 {
+	if s.Used() != 0 || len(s.List(0, "")) != 0 || s.Get(ids[len(ids)-1]) != nil {
 		t.Error("clear left something")
+	}
+}
+
+func TestAnExchangeLargerThanTheBudgetIsKeptAloneNotLost(t *testing.T) {
+	s := NewStore(Config{BodyCap: 100_000, Budget: 10_000})
+	tap := s.Tap("t", TapOptions{Capture: true})
+	record(t, tap, 10)
+	id := record(t, tap, 20_000)
+	got := s.List(0, "")
+	if len(got) != 1 || got[0].ID != id {
+		t.Fatalf("after a huge exchange: %d kept", len(got))
+	}
+	// Its body is cut to what fits, and marked so.
+	if r := got[0].Request; !r.Truncated || r.BodySize != 20_000 || len(r.Body) == 0 || len(r.Body) >= 10_000 || s.Used() > 10_000 {
+		t.Errorf("kept %d of %d bytes, truncated %v; store uses %d", len(r.Body), r.BodySize, r.Truncated, s.Used())
+	}
+	record(t, tap, 10)
+	if got := s.List(0, ""); len(got) != 1 || got[0].ID == id {
+		t.Errorf("the huge exchange is still kept beside a new one: %d kept", len(got))
 	}
 }
 
 func TestSubscribersFollowAndASlowOneIsDropped(t *testing.T) {
 	s := NewStore(Config{})
+	tap := s.Tap("t", TapOptions{Capture: true})
 	ch, cancel := s.Subscribe()
 	defer cancel()
-	x := exchange("t", 1)
-	s.add(x)
-	done := *x
-	done.Done = true
-	s.replace(x, &done)
-	if e := <-ch; e.Type != EventRequest || e.Exchange.ID != x.ID {
+	id := record(t, tap, 1)
+	if e := <-ch; e.Type != EventRequest || e.Exchange.ID != id || e.Exchange.Done {
 		t.Errorf("first event %+v", e)
 	}
-	if e := <-ch; e.Type != EventUpdate || !e.Exchange.Done || s.Get(x.ID) != &done {
+	if e := <-ch; e.Type != EventUpdate || e.Exchange.ID != id || !e.Exchange.Done || !s.Get(id).Done {
 		t.Errorf("second event %+v", e)
 	}
 	// A subscriber that does not read is closed once its buffer is full.
-	for range 300 {
-		s.add(exchange("t", 1))
+	for range 150 {
+		record(t, tap, 1)
 	}
 	n := 0
 	for range ch {
@@ -83,14 +112,19 @@ func TestSubscribersFollowAndASlowOneIsDropped(t *testing.T) {
 
 func TestIDsSortInCaptureOrder(t *testing.T) {
 	s := NewStore(Config{})
+	tap := s.Tap("t", TapOptions{Capture: true})
 	prev := ""
 	for range 20 {
-		x := exchange("t", 0)
-		s.add(x)
-		if x.ID <= prev || len(x.ID) != 16 || strings.Trim(x.ID, "0123456789abcdef") != "" {
-			t.Fatalf("id %q after %q", x.ID, prev)
+		id := record(t, tap, 0)
+		if id <= prev || len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("id %q after %q", id, prev)
 		}
-		prev = x.ID
+		prev = id
+	}
+	for _, id := range []string{formatID(uint64(s.epoch+1)<<32 | 1), s.id(21), "xyz", ""} {
+		if s.Get(id) != nil {
+			t.Errorf("id %q, which this store did not give, is found", id)
+		}
 	}
 }
 
