@@ -28,6 +28,8 @@ type options struct {
 	relayFlags []string      // extra flags for the relay under test
 	agentFlags []string      // extra flags for its agents
 	baseline   string        // git revision to measure beside the working tree
+
+	inspectorFill time.Duration // longest load that fills an inspector's store before it is measured
 }
 
 // harness holds the processes of one run: the upstreams, and one system
@@ -241,8 +243,8 @@ func check(err error) {
 // loopbackAgents are one system's agents for the loopback cases.
 type loopbackAgents struct {
 	http, tcp, idle *proc
-	host            string // the HTTP tunnel's public host
-	inspectedHost   string // the same upstream through an agent with its inspector on
+	host            string    // the HTTP tunnel's public host
+	inspected       inspected // the same upstream through an agent with its inspector on, if the build has one
 	tcpPort         int
 	idlePort        int
 }
@@ -257,8 +259,9 @@ func (h *harness) loopback(rep *report) {
 		a.http, url = must2(s.startAgent("http", h.upHTTP, s.agentAddr, "--name", "bench"))
 		a.host = hostOf(url)
 		if s.inspector {
-			_, url = must2(s.startAgent("http", h.upHTTP, s.agentAddr, "--name", "inspected", "--web-addr", "127.0.0.1:0"))
-			a.inspectedHost = hostOf(url)
+			api := fmt.Sprintf("127.0.0.1:%d", freePort())
+			a.inspected.agent, url = must2(s.startAgent("http", h.upHTTP, s.agentAddr, "--name", "inspected", "--web-addr", api))
+			a.inspected.host, a.inspected.api = hostOf(url), "http://"+api
 		}
 		a.tcp, url = must2(s.startAgent("tcp", h.tcpTarget, s.agentAddr))
 		a.tcpPort = urlPort(url)
@@ -355,23 +358,10 @@ func (h *harness) loopback(rep *report) {
 	rep.add(res)
 
 	// The inspector's capture, against the same tunnel without it.
-	insp := &notes{title: "The inspector on loopback"}
 	for i, s := range h.systems {
-		if agents[i].inspectedHost == "" {
-			continue
+		if agents[i].inspected.agent != nil {
+			rep.add(inspectorCost(s, agents[i].http, agents[i].host, agents[i].inspected, d, h.opts.inspectorFill, max(rounds, 7)))
 		}
-		hello := func(host string) measure {
-			return func() (float64, error) {
-				r, err := httpLoad("http://"+s.httpAddr+"/hello", host, 50, d)
-				return r.rps, err
-			}
-		}
-		off, on := interleave(rounds, hello(agents[i].host), []measure{hello(agents[i].inspectedHost)})
-		insp.add("HTTP /hello, 50 connections: requests/s, inspector on vs off, "+s.name,
-			fmt.Sprintf("%.0f/s vs %.0f/s: %.2f ×", on[0], off, on[0]/off), fmt.Sprintf("≥ 0.90 × (%s)", verdict(on[0] >= 0.9*off)))
-	}
-	if len(insp.rows) > 0 {
-		rep.add(insp)
 	}
 
 	conns := &notes{title: "Loopback connections and reconnects"}

@@ -39,7 +39,7 @@ func wantRows(t *testing.T, report string, rows ...string) {
 
 // TestHarnessRuns runs the loopback cases once with tiny settings.
 func TestHarnessRuns(t *testing.T) {
-	report := runHarness(t, "-duration", "1s", "-rounds", "1", "-idle", "20")
+	report := runHarness(t, "-duration", "1s", "-rounds", "1", "-idle", "20", "-inspector-fill", "0")
 	wantRows(t, report,
 		"| TCP, 1 stream |", "| TCP, 8 parallel streams |",
 		"| HTTP /hello, 50 connections: requests/s |", "p99 latency",

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// inspected is an agent with its inspector on, beside a system's plain
+// HTTP agent for the same upstream.
+type inspected struct {
+	agent *proc
+	host  string // its tunnel's public host
+	api   string // its agent API, "http://127.0.0.1:PORT"
+}
+
+// storeStatus is the "inspect" part of GET /api/status.
+type storeStatus struct {
+	Requests int   `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+	Budget   int64 `json:"budget"`
+}
+
+func (in inspected) status() (storeStatus, error) {
+	var st struct{ Inspect storeStatus }
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(in.api + "/api/status")
+	if err != nil {
+		return st.Inspect, err
+	}
+	defer resp.Body.Close()
+	return st.Inspect, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// inspectorCost measures what the inspector costs on one system: /hello
+// with 50 connections through the agent that captures every exchange,
+// against the same tunnel through the agent without an inspector. Its
+// store is filled first (for at most fill), as a while of traffic fills
+// it, so that eviction runs too. Then come pairs of runs, the order swapped from pair to pair:
+// requests/s, and each agent's CPU time per request (from /proc), which a
+// loaded machine disturbs less than throughput; medians, with the range
+// of the pairs' ratios. Last, both agents' resident memory.
+func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill time.Duration, pairs int) *notes {
+	n := &notes{title: "The inspector on loopback, " + s.name}
+	url := "http://" + s.httpAddr + "/hello"
+	fillStart := time.Now()
+	for {
+		st, err := on.status()
+		check(err)
+		if st.Bytes >= st.Budget*9/10 || time.Since(fillStart) >= fill {
+			log.Printf("%s: inspector store holds %d exchanges in %d of %d bytes after %v of load",
+				s.name, st.Requests, st.Bytes, st.Budget, time.Since(fillStart).Round(time.Second))
+			break
+		}
+		must(retry(func() (httpResult, error) { return httpLoad(url, on.host, 50, d) }))
+	}
+	st, err := on.status()
+	check(err)
+	full := float64(st.Bytes) / float64(st.Budget)
+	type run struct{ rps, cpu float64 } // cpu: seconds per request
+	measure := func(p *proc, host string) run {
+		before := p.usage().cpu
+		r := must(retry(func() (httpResult, error) { return httpLoad(url, host, 50, d) }))
+		return run{r.rps, (p.usage().cpu - before).Seconds() / (r.rps * d.Seconds())}
+	}
+	var offRuns, onRuns []run
+	for i := range pairs {
+		if i%2 == 0 {
+			offRuns, onRuns = append(offRuns, measure(off, offHost)), append(onRuns, measure(on.agent, on.host))
+		} else {
+			onRuns, offRuns = append(onRuns, measure(on.agent, on.host)), append(offRuns, measure(off, offHost))
+		}
+	}
+	field := func(rs []run, f func(run) float64) []float64 {
+		var out []float64
+		for _, r := range rs {
+			out = append(out, f(r))
+		}
+		return out
+	}
+	rps := func(r run) float64 { return r.rps }
+	cpu := func(r run) float64 { return r.cpu }
+	spread := func(f func(run) float64) string {
+		var ratios []float64
+		for i := range offRuns {
+			ratios = append(ratios, f(onRuns[i])/f(offRuns[i]))
+		}
+		return fmt.Sprintf("%.2f–%.2f ×", slices.Min(ratios), slices.Max(ratios))
+	}
+	offRPS, onRPS := median(field(offRuns, rps)), median(field(onRuns, rps))
+	n.add(fmt.Sprintf("HTTP /hello, 50 connections: requests/s, inspector on vs off (%d pairs, store %.0f %% full)", pairs, 100*full),
+		fmt.Sprintf("%.0f/s vs %.0f/s: %.2f × (pairs %s)", onRPS, offRPS, onRPS/offRPS, spread(rps)),
+		fmt.Sprintf("≥ 0.90 × (%s)", verdict(onRPS >= 0.9*offRPS)))
+	offCPU, onCPU := median(field(offRuns, cpu)), median(field(onRuns, cpu))
+	n.add("Agent CPU time per /hello request, inspector on vs off",
+		fmt.Sprintf("%.0f µs vs %.0f µs: %+.0f %% (pairs %s)", onCPU*1e6, offCPU*1e6, 100*(onCPU/offCPU-1), spread(cpu)),
+		fmt.Sprintf("≤ +10 %% (%s)", verdict(onCPU <= 1.1*offCPU)))
+	st, err = on.status()
+	check(err)
+	onRSS, offRSS := on.agent.usage().rssKiB, off.usage().rssKiB
+	extra := float64(onRSS-offRSS) * 1024
+	n.add("Agent resident memory, inspector on (store full) vs off",
+		fmt.Sprintf("%s vs %s: %+.1f MiB for %d exchanges kept in %.1f of %.1f MiB", mib(onRSS), mib(offRSS),
+			extra/(1<<20), st.Requests, float64(st.Bytes)/(1<<20), float64(st.Budget)/(1<<20)),
+		fmt.Sprintf("≤ budget + 10 %% (%s)", verdict(extra <= 1.1*float64(st.Budget))))
+	return n
+}
