@@ -50,6 +50,19 @@ func startRelay(t *testing.T, edit func(*relay.Config)) *relay.Server {
 // can speak from many addresses.
 func source(i int) string { return fmt.Sprintf("127.0.%d.%d", 1+i/250, 2+i%250) }
 
+// dialAgentPort opens a TCP connection to the relay's agent port from
+// the address, and sends nothing.
+func dialAgentPort(t testing.TB, srv *relay.Server, from string) net.Conn {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", srv.AgentAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // dialTLS connects to the relay's agent port from the address and speaks
 // TLS offering the ALPN protocols (none if empty).
 func dialTLS(t testing.TB, srv *relay.Server, from string, alpn ...string) *tls.Conn {
@@ -313,15 +326,7 @@ func TestVersion1AgentIsToldToUpgrade(t *testing.T) {
 // out: it comes online at its first attempt.
 func TestHandshakeCaps(t *testing.T) {
 	srv := startRelay(t, func(c *relay.Config) { c.MaxHandshakesPerIP, c.MaxHandshakes = 4, 16 })
-	dial := func(from string) net.Conn {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", srv.AgentAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func(from string) net.Conn { return dialAgentPort(t, srv, from) }
 	// closedByRelay reports whether the relay closed c; one it keeps stays
 	// silent, waiting for the TLS handshake, past the probe's deadline.
 	closedByRelay := func(c net.Conn) bool {
@@ -363,15 +368,7 @@ func TestHandshakeCaps(t *testing.T) {
 func TestHandshakeFloodFromOneNetwork(t *testing.T) {
 	const perIP, total = 4, 16
 	srv := startRelay(t, func(c *relay.Config) { c.MaxHandshakesPerIP, c.MaxHandshakes = perIP, total })
-	dial := func(from string) net.Conn {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", srv.AgentAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func(from string) net.Conn { return dialAgentPort(t, srv, from) }
 	// Flood connections from 127.0.1.0/24 never send a byte; each closed
 	// by the relay is counted.
 	dropped := make(chan struct{}, 2*total)

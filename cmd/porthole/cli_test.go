@@ -51,12 +51,22 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	p := startCmd(t, cmd)
+	p.stderr = stderr
+	return p
+}
+
+// startCmd starts cmd, a porthole (perhaps under a shell), with its
+// standard output as lines; its standard error is the caller's to set up.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stdout: make(chan string, 100), stderr: &strings.Builder{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
+	p := &proc{cmd: cmd, stdout: make(chan string, 100), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +81,8 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.done
-		if t.Failed() {
-			t.Logf("porthole %s stderr:\n%s", args[0], p.stderr)
+		if t.Failed() && p.stderr != nil {
+			t.Logf("porthole %s stderr:\n%s", strings.Join(cmd.Args[1:min(2, len(cmd.Args))], " "), p.stderr)
 		}
 	})
 	return p

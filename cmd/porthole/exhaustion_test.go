@@ -91,30 +91,3 @@ func TestListenersOutliveDescriptorExhaustion(t *testing.T) {
 		t.Errorf("after the flood the tunnel answers %q", body)
 	}
 }
-
-// startCmd starts cmd, a porthole (perhaps under a shell), with its
-// standard output as lines.
-func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stdout: make(chan string, 100), stderr: &strings.Builder{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.stdout <- sc.Text()
-		}
-		close(p.stdout)
-	}()
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
