@@ -105,7 +105,7 @@ func setup(opts options) (_ *harness, err error) {
 			h.tcpTarget = p
 		}
 	}
-	if _, err := exec.LookPath("iperf3"); err == nil {
+	if have("iperf3") {
 		// iperf3 cannot pick its own port: try free ones until one sticks.
 		_, err := retry(func() (struct{}, error) {
 			h.tcpTarget = freePort()
@@ -145,10 +145,10 @@ func (h *harness) names() []string {
 
 func (h *harness) tools() string {
 	http, tcp := "Go load generator", "Go load generator"
-	if _, err := exec.LookPath("wrk"); err == nil {
+	if have("wrk") {
 		http = "wrk"
 	}
-	if _, err := exec.LookPath("iperf3"); err == nil {
+	if have("iperf3") {
 		tcp = "iperf3"
 	}
 	return fmt.Sprintf("HTTP load: %s; TCP load: %s", http, tcp)

@@ -17,6 +17,20 @@ import (
 	"time"
 )
 
+// goLoad makes the run use its Go load generators even where wrk and
+// iperf3 are installed (as they are not in CI), so that those paths can be
+// tested anywhere.
+var goLoad bool
+
+// have reports whether a load tool is installed and may be used.
+func have(tool string) bool {
+	if goLoad {
+		return false
+	}
+	_, err := exec.LookPath(tool)
+	return err == nil
+}
+
 // httpResult is one HTTP load run.
 type httpResult struct {
 	rps      float64
@@ -31,7 +45,7 @@ type tcpResult struct {
 
 // httpLoad drives GET url (with a Host header) for d with conns connections.
 func httpLoad(url, host string, conns int, d time.Duration) (httpResult, error) {
-	if _, err := exec.LookPath("wrk"); err == nil {
+	if have("wrk") {
 		return wrk(url, host, conns, d)
 	}
 	return goHTTPLoad(url, host, conns, d)
@@ -133,7 +147,7 @@ func goHTTPLoad(url, host string, conns int, d time.Duration) (httpResult, error
 // tcpThroughput moves data over streams parallel connections to the TCP
 // load server at host:port for d: uploads to it, or downloads from it.
 func tcpThroughput(host string, port, streams int, d time.Duration, download bool) (tcpResult, error) {
-	if _, err := exec.LookPath("iperf3"); err == nil {
+	if have("iperf3") {
 		return iperf(host, port, streams, d, download)
 	}
 	return goTCPLoad(net.JoinHostPort(host, strconv.Itoa(port)), streams, d, download)
@@ -164,9 +178,13 @@ func iperf(host string, port, streams int, d time.Duration, download bool) (tcpR
 }
 
 // goTCPLoad is the fallback when iperf3 is missing; it talks to the bench's
-// own TCP load server (see serveTCPLoad).
+// own TCP load server (see serveTCPLoad). Like iperf3 it reports what the
+// receiving end got: downloads count what the client reads in d, uploads
+// take the server's count and time, which include the bytes still in
+// flight when the client stopped writing.
 func goTCPLoad(addr string, streams int, d time.Duration, download bool) (tcpResult, error) {
-	var total atomic.Int64
+	var mu sync.Mutex
+	var bitsSec float64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)
@@ -178,33 +196,47 @@ func goTCPLoad(addr string, streams int, d time.Duration, download bool) (tcpRes
 				return
 			}
 			defer c.Close()
-			c.SetDeadline(deadline)
 			buf := make([]byte, 128<<10)
+			var rate float64
 			if download {
+				c.SetDeadline(deadline)
 				c.Write([]byte{'d'})
+				var n int64
 				for {
-					n, err := c.Read(buf)
-					total.Add(int64(n))
+					k, err := c.Read(buf)
+					n += int64(k)
 					if err != nil {
-						return
+						break
 					}
 				}
-			}
-			c.Write([]byte{'u'})
-			for {
-				n, err := c.Write(buf)
-				total.Add(int64(n))
-				if err != nil {
+				rate = float64(n*8) / d.Seconds()
+			} else {
+				c.SetWriteDeadline(deadline)
+				c.Write([]byte{'u'})
+				for {
+					if _, err := c.Write(buf); err != nil {
+						break
+					}
+				}
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				var n, ns int64
+				if _, err := fmt.Fscan(c, &n, &ns); err != nil || ns <= 0 {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("tcp load server: no count (%v)", err))
 					return
 				}
+				rate = float64(n*8) / time.Duration(ns).Seconds()
 			}
+			mu.Lock()
+			bitsSec += rate
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
 		return tcpResult{}, err
 	}
-	return tcpResult{bitsSec: float64(total.Load()*8) / d.Seconds()}, nil
+	return tcpResult{bitsSec: bitsSec}, nil
 }
 
 // dialVia returns an HTTP client whose connections all go to addr,

@@ -60,6 +60,7 @@ func main() {
 	flag.Var((*listFlag)(&o.agentFlags), "agent-flag", "extra flag for the agents under test (repeatable)")
 	flag.DurationVar(&o.inspectorFill, "inspector-fill", 3*time.Minute, "longest load that fills the inspector's store before its cost is measured (0: measure it empty)")
 	flag.StringVar(&o.baseline, "baseline", "", "also measure porthole as built from this git revision, on loopback")
+	flag.BoolVar(&goLoad, "go-load", false, "use the Go load generators even where wrk and iperf3 are installed")
 	out := flag.String("out", "", "also write the report to this Markdown file")
 	flag.Parse()
 	if *serve != "" {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 var oneMiB = bytes.Repeat([]byte("porthole"), 1<<20/8)
@@ -64,7 +65,9 @@ func serveUpstream(host string) {
 
 // serveTCPLoad is the Go stand-in for an iperf3 server. The client's first
 // byte says what it wants: 'u' to upload (the server discards what it
-// reads), 'd' to download (the server writes until the client hangs up).
+// reads and, when the client half-closes, answers "BYTES NANOSECONDS": what
+// it received, from its first byte to the end), 'd' to download (the
+// server writes until the client hangs up).
 func serveTCPLoad(c net.Conn) {
 	var cmd [1]byte
 	if _, err := io.ReadFull(c, cmd[:]); err != nil {
@@ -72,7 +75,13 @@ func serveTCPLoad(c net.Conn) {
 	}
 	switch cmd[0] {
 	case 'u':
-		io.Copy(io.Discard, c)
+		var first [1]byte
+		if _, err := io.ReadFull(c, first[:]); err != nil {
+			return
+		}
+		start := time.Now()
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "%d %d\n", n+1, time.Since(start).Nanoseconds())
 	case 'd':
 		for {
 			if _, err := c.Write(oneMiB); err != nil {
