@@ -60,8 +60,8 @@ func YamuxConfig(keepAlive time.Duration, window int64, logger *log.Logger) *yam
 	return c
 }
 
-// ShrinkAfter is how long a stream's reader must wait for data before the
-// stream gives back its receive buffer.
+// ShrinkAfter is how long a stream goes without a read before it gives
+// back its receive buffer.
 const ShrinkAfter = time.Second
 
 // Stream is a yamux stream that gives back its receive buffer once idle.
@@ -72,7 +72,6 @@ type Stream struct {
 	*yamux.Stream
 	mu     sync.Mutex
 	shrink *time.Timer
-	closed bool
 }
 
 // NewStream wraps st.
@@ -85,11 +84,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
 	if n > 0 {
 		s.mu.Lock()
-		switch {
-		case s.closed:
-		case s.shrink == nil:
+		if s.shrink == nil {
 			s.shrink = time.AfterFunc(ShrinkAfter, s.Stream.Shrink)
-		default:
+		} else {
 			s.shrink.Reset(ShrinkAfter)
 		}
 		s.mu.Unlock()
@@ -97,10 +94,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the stream (see yamux.Stream.Close) and stops its timer.
+// Close closes the stream for writing (yamux's Close is a half-close: the
+// peer's data may still be read) and stops the timer until the next read.
 func (s *Stream) Close() error {
 	s.mu.Lock()
-	s.closed = true
 	if s.shrink != nil {
 		s.shrink.Stop()
 	}
