@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -230,9 +232,29 @@ func TestDesktopApp(t *testing.T) {
 		t.Errorf("the inspector's tunnels: %+v", tunnels.Tunnels)
 	}
 
-	// Click again: it stops. (Every change rebuilds the menu, so item IDs
-	// come from the latest read.)
-	online, _ = desktoptest.Find(host.Menu(t, item), "web — online at ")
+	// While requests flow, the count in the profile's item goes up in
+	// place: every item keeps its D-Bus ID (a menu built anew would give
+	// each a new one, and close a menu the user has open).
+	ids := itemIDs(menu)
+	for n := 2; n <= 5; n++ {
+		resp, err := tt.Client(srv).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		counted := fmt.Sprintf("web — online at %s — %d requests", url, n)
+		menu = host.WaitMenu(t, item, counted, func(m []desktoptest.MenuItem) bool {
+			_, ok := desktoptest.Find(m, counted)
+			return ok
+		})
+		if got := itemIDs(menu); !slices.Equal(got, ids) {
+			t.Errorf("after request %d the items' IDs are %v, were %v", n, got, ids)
+		}
+	}
+
+	// A click right after an update, on the ID the item had before it (as
+	// from a menu the user opened earlier), lands: the profile stops.
 	host.Click(t, item, online.ID)
 	menu = host.WaitMenu(t, item, "the profile stopped", func(m []desktoptest.MenuItem) bool {
 		it, ok := desktoptest.Find(m, "web — stopped")
@@ -244,7 +266,7 @@ func TestDesktopApp(t *testing.T) {
 	locked, _ := desktoptest.Find(menu, "private — ")
 	host.Click(t, item, locked.ID)
 	menu = host.WaitMenu(t, item, "the private profile failed", func(m []desktoptest.MenuItem) bool {
-		it, ok := desktoptest.Find(m, "private — error: the basic-auth password is not in the keyring")
+		it, ok := desktoptest.Find(m, "private — error: The basic-auth password is not in the keyring")
 		return ok && !it.Checked
 	})
 	resp, err = tt.Client(srv).Get(strings.Replace(url, "//web.", "//private.", 1))
@@ -270,7 +292,6 @@ func TestDesktopApp(t *testing.T) {
 	}
 
 	// Start at login writes the XDG autostart entry; unchecking removes it.
-	// (Every change rebuilds the menu, so item IDs come from the latest read.)
 	entry := filepath.Join(config, "autostart", "dev.porthole.app.desktop")
 	login, _ := desktoptest.Find(menu, "Start at login")
 	host.Click(t, item, login.ID)
@@ -331,6 +352,19 @@ func TestDesktopApp(t *testing.T) {
 	if code := app.wait(t); code != 0 {
 		t.Errorf("exit %d after Quit", code)
 	}
+	// Every click reached an item the app knew.
+	if strings.Contains(app.log.String(), "no menu item with ID") {
+		t.Error("a click reached an item that was gone")
+	}
+}
+
+// itemIDs lists the D-Bus IDs of a menu's items, in order.
+func itemIDs(menu []desktoptest.MenuItem) []int32 {
+	var ids []int32
+	for _, it := range menu {
+		ids = append(ids, it.ID)
+	}
+	return ids
 }
 
 // readFIFO returns the first line written to the FIFO at path.

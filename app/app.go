@@ -12,17 +12,15 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/driver/desktop"
 
-	"porthole/assets"
 	"porthole/autostart"
 	"porthole/engine"
 	"porthole/forwarder"
@@ -53,6 +51,11 @@ type Options struct {
 	// for 127.0.0.1:4040 (or the next free port up to 4049), "false" for
 	// nowhere.
 	WebAddr string
+	// Tray, if set, puts the app in the desktop's tray (Run gives it
+	// tray.System). Start calls it once with the bridge to the UI
+	// goroutine that the tray's clicks must run through. Without it the
+	// app has no tray.
+	Tray func(run func(func())) (tray.Tray, error)
 }
 
 // App is the running desktop app. The engine owns the profiles' statuses
@@ -76,14 +79,15 @@ type App struct {
 	notice       string // a problem to show at the top of the window
 	quitting     bool
 
-	win      *settingsWindow // UI goroutine only
-	trayText string          // the menu the tray shows, see refresh; UI goroutine only
-	trayIcon string          // the name of the icon the tray shows; UI goroutine only
+	win     *settingsWindow // UI goroutine only
+	newTray func(run func(func())) (tray.Tray, error)
+	tray    tray.Tray // nil without a tray; UI goroutine only, until closeTray
 
-	bg    sync.WaitGroup // short background work, see background
-	loops sync.WaitGroup // the countdown, until stop is closed
-	stop  chan struct{}
-	once  sync.Once
+	uiGone atomic.Bool    // Fyne's loop has ended, see ui
+	bg     sync.WaitGroup // short background work, see background
+	loops  sync.WaitGroup // the countdown, until stop is closed
+	stop   chan struct{}
+	once   sync.Once
 
 	// rendered, if set, is called after each status change has been
 	// rendered, and refreshed after every rendering of the tray and window
@@ -103,6 +107,7 @@ func New(fy fyne.App, o Options) *App {
 		profiles: &profileList{store: o.Store},
 		stop:     make(chan struct{}),
 		webAddr:  o.WebAddr,
+		newTray:  o.Tray,
 	}
 	if o.WebAddr != "false" {
 		a.inspect = inspect.NewStore(inspect.DefaultConfig())
@@ -137,6 +142,15 @@ func (a *App) Start(showWindow bool) {
 		a.startAtLogin = a.launcher.IsEnabled()
 	}
 	a.startInspector(a.webAddr)
+	if a.newTray != nil {
+		t, err := a.newTray(a.ui)
+		if err != nil {
+			a.log.Warn("no tray icon; the settings window stays open", "err", err)
+			showWindow = true
+		} else {
+			a.tray = t
+		}
+	}
 	a.refresh()
 	for _, p := range a.profiles.all() {
 		if p.StartWithApp {
@@ -249,8 +263,8 @@ func (a *App) notify(title, body string) {
 	a.background(func() { a.fy.SendNotification(fyne.NewNotification(title, body)) })
 }
 
-// menu builds the tray menu for items.
-func (a *App) menu(items []tray.Item) *fyne.Menu {
+// menu builds the tray's model for items.
+func (a *App) menu(items []tray.Item) tray.Model {
 	a.mu.Lock()
 	login := a.startAtLogin
 	a.mu.Unlock()
@@ -267,26 +281,13 @@ func (a *App) menu(items []tray.Item) *fyne.Menu {
 	return tray.Menu(items, login, actions)
 }
 
-// refresh renders the profiles and their statuses into the tray menu and
-// the window. UI goroutine only.
+// refresh renders the profiles and their statuses into the tray and the
+// window. The tray changes only what differs from what it shows, so a
+// refresh that changes nothing costs nothing there. UI goroutine only.
 func (a *App) refresh() {
 	items := a.items()
-	if d, ok := a.fy.(desktop.App); ok {
-		// The tray rebuilds its whole menu, with new item IDs, on every
-		// SetSystemTrayMenu: do it only when something shown changed, so
-		// that an open menu stays as it is.
-		if m := a.menu(items); menuText(m) != a.trayText {
-			a.trayText = menuText(m)
-			d.SetSystemTrayMenu(m)
-		}
-		icon, name := assets.Tray, "tray.png"
-		if slices.ContainsFunc(items, func(it tray.Item) bool { return it.Status.Phase == forwarder.Online }) {
-			icon, name = assets.TrayOnline, "tray-online.png"
-		}
-		if name != a.trayIcon {
-			a.trayIcon = name
-			d.SetSystemTrayIcon(fyne.NewStaticResource(name, icon))
-		}
+	if a.tray != nil {
+		a.tray.Show(a.menu(items))
 	}
 	if a.win != nil {
 		a.win.refresh(items)
@@ -294,15 +295,6 @@ func (a *App) refresh() {
 	if a.refreshed != nil {
 		a.refreshed(items)
 	}
-}
-
-// menuText is what a menu shows: each item's label and marks.
-func menuText(m *fyne.Menu) string {
-	var b strings.Builder
-	for _, it := range m.Items {
-		fmt.Fprintf(&b, "%q %v %v %v\n", it.Label, it.Checked, it.Disabled, it.IsSeparator)
-	}
-	return b.String()
 }
 
 // start starts a profile's forwarder, as saved. It returns at once.
@@ -354,7 +346,10 @@ func (a *App) Quit() {
 	a.background(func() {
 		a.shutdown()
 		a.log.Info("quit")
-		a.ui(a.fy.Quit)
+		a.ui(func() {
+			a.closeTray()
+			a.fy.Quit()
+		})
 	})
 }
 
@@ -366,7 +361,15 @@ func (a *App) Close() {
 	a.quitting = true
 	a.mu.Unlock()
 	a.shutdown()
+	a.closeTray()
 	a.bg.Wait()
+}
+
+// closeTray takes the app out of the tray, once.
+func (a *App) closeTray() {
+	if a.tray != nil {
+		a.tray.Close()
+	}
 }
 
 // shutdown stops the App's parts. It does not wait for background work, so

@@ -3,7 +3,9 @@ package app
 import (
 	"image"
 	"image/draw"
+	"net/netip"
 	"net/url"
+	"strings"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
@@ -59,6 +61,26 @@ func (a *App) traffic(items []tray.Item) {
 			items[i].Traffic = m.Totals()
 		}
 	}
+}
+
+// phoneCannotOpen says briefly why a phone could not open a public URL
+// from its QR code, or "" if it could: a phone's browser opens http and
+// https addresses, and none that names the computer it runs on (localhost,
+// NAME.localhost, a loopback address), which for the phone is itself.
+func phoneCannotOpen(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Hostname() == "" {
+		return "No QR code: the address is not a web address."
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "No QR code: a phone's browser cannot open a " + u.Scheme + ":// address."
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	ip, err := netip.ParseAddr(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || err == nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return "No QR code: only this computer can open " + host + "."
+	}
+	return ""
 }
 
 // qrImage is the QR code of s, size pixels square, black on white with a

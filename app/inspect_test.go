@@ -40,7 +40,9 @@ func decodeQR(t *testing.T, img image.Image) string {
 // counters and a QR code that decodes to the public URL, and the
 // inspector's API lists the profile's tunnel under the profile's name.
 func TestOnlineProfileShowsTrafficAndQRCode(t *testing.T) {
-	srv := tt.StartRelay(t, tt.RelayConfig(t))
+	rc := tt.RelayConfig(t)
+	rc.Domain = "tunnel.example" // a name a phone could look up
+	srv := tt.StartRelay(t, rc)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }))
 	defer up.Close()
 	a, _ := newTestApp(t)
@@ -103,6 +105,17 @@ func TestOnlineProfileShowsTrafficAndQRCode(t *testing.T) {
 	if got := decodeQR(t, shot); got != publicURL {
 		t.Errorf("the window's QR code reads %q, want %q", got, publicURL)
 	}
+	// An address only this computer can open has no QR code, and the
+	// window says why.
+	it, _ := a.win.item(p.ID)
+	a.win.showLive(it, "http://web.localhost:7780")
+	if a.win.qr.Visible() || a.win.scan.Text != "No QR code: only this computer can open web.localhost." {
+		t.Errorf("QR code shown %v for a localhost address; the window says %q", a.win.qr.Visible(), a.win.scan.Text)
+	}
+	a.win.showLive(it, publicURL)
+	if !a.win.qr.Visible() || !strings.HasPrefix(a.win.scan.Text, "Scan the code") {
+		t.Errorf("QR code shown %v for %s; the window says %q", a.win.qr.Visible(), publicURL, a.win.scan.Text)
+	}
 
 	// The inspector serves the profile's tunnel, named by the profile.
 	if a.InspectorURL() == "" {
@@ -129,10 +142,34 @@ func TestOnlineProfileShowsTrafficAndQRCode(t *testing.T) {
 }
 
 func findItem(a *App, label string) (int, bool) {
-	for i, it := range a.menu(a.items()).Items {
+	for i, it := range a.menu(a.items()).Fyne().Items {
 		if it.Label == label {
 			return i, true
 		}
 	}
 	return 0, false
+}
+
+// TestPhoneCannotOpen: a QR code is offered only for an address a phone's
+// browser could open.
+func TestPhoneCannotOpen(t *testing.T) {
+	for _, c := range []struct{ url, why string }{
+		{"https://web.tunnel.example", ""},
+		{"http://web.tunnel.example:8080", ""},
+		{"http://192.168.1.20:8080", ""},
+		{"http://[2001:db8::1]:8080", ""},
+		{"http://localhost:8080", "No QR code: only this computer can open localhost."},
+		{"http://web.localhost:7780", "No QR code: only this computer can open web.localhost."},
+		{"https://WEB.LOCALHOST.:7743", "No QR code: only this computer can open web.localhost."},
+		{"http://127.0.0.1:7780", "No QR code: only this computer can open 127.0.0.1."},
+		{"http://[::1]:7780", "No QR code: only this computer can open ::1."},
+		{"http://0.0.0.0:7780", "No QR code: only this computer can open 0.0.0.0."},
+		{"tcp://tunnel.example:20001", "No QR code: a phone's browser cannot open a tcp:// address."},
+		{"tls://web.tunnel.example:443", "No QR code: a phone's browser cannot open a tls:// address."},
+		{"::", "No QR code: the address is not a web address."},
+	} {
+		if got := phoneCannotOpen(c.url); got != c.why {
+			t.Errorf("phoneCannotOpen(%q) = %q, want %q", c.url, got, c.why)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/tray"
 )
 
 // downGrace is how long a profile may be away before Porthole says so: a
@@ -61,12 +62,12 @@ func (n *notifier) observe(id, name string, s engine.Status) {
 		st.online, st.toldDown = true, false
 	case forwarder.Connecting, forwarder.Reconnecting:
 		if st.timer == nil && !st.toldDown {
-			reason := errString(s.Err)
+			reason := plainWords(s.Err)
 			st.timer = time.AfterFunc(n.grace, func() { n.stillDown(id, name, st, reason) })
 		}
 	case forwarder.Failed:
 		st.stopTimer()
-		n.send(name+" stopped with an error", errString(s.Err))
+		n.send(name+" stopped with an error", plainWords(s.Err))
 		delete(n.profiles, id)
 	case forwarder.Stopped:
 		st.stopTimer()
@@ -115,6 +116,15 @@ func firstURL(s forwarder.State) string {
 		return s.Forwarding[0].URL
 	}
 	return ""
+}
+
+// plainWords is why a profile failed or is away, in the words the tray
+// and the settings form use, or "" for no error.
+func plainWords(err error) string {
+	if err == nil {
+		return ""
+	}
+	return tray.Explain(err)
 }
 
 func errString(err error) string {

@@ -2,6 +2,8 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/wire"
 )
 
 // sent records notifications.
@@ -96,6 +99,31 @@ func TestNotifierSaysNothingAfterClose(t *testing.T) {
 		synctest.Wait()
 		if got := s.take(); !slices.Equal(got, []string{"web is online"}) {
 			t.Errorf("sent %q", got)
+		}
+	})
+}
+
+// TestNotificationsSayWhyInPlainWords: the body of a notification about a
+// profile that is away or failed says why as the tray and the settings
+// form do, never with the relay's codes or the network stack's words.
+func TestNotificationsSayWhyInPlainWords(t *testing.T) {
+	lost := engine.Status{Running: true, State: forwarder.State{Phase: forwarder.Reconnecting,
+		Err: fmt.Errorf("%w: %w", forwarder.ErrSessionLost, io.EOF)}}
+	refused := engine.Status{State: forwarder.State{Phase: forwarder.Failed,
+		Err: fmt.Errorf("handshake: %w", wire.Errorf(wire.CodeAuthFailed, "authentication failed"))}}
+	synctest.Test(t, func(t *testing.T) {
+		var bodies []string
+		n := newNotifier(downGrace, func(_, body string) { bodies = append(bodies, body) })
+		defer n.close()
+		n.observe("w", "web", online)
+		n.observe("w", "web", lost)
+		time.Sleep(downGrace + time.Second)
+		synctest.Wait()
+		n.observe("w", "web", refused)
+		want := []string{"http://web.localhost:7780", "The connection to the relay was lost.",
+			"Token: Authentication failed. Check the token and type it again."}
+		if !slices.Equal(bodies, want) {
+			t.Errorf("bodies %q, want %q", bodies, want)
 		}
 	})
 }

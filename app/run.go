@@ -14,6 +14,7 @@ import (
 	"porthole/engine"
 	"porthole/internal/instance"
 	"porthole/settings"
+	"porthole/tray"
 )
 
 // Run starts the desktop app and returns when it quits. If the app already
@@ -57,8 +58,10 @@ func Run(background bool, webAddr string) error {
 		LocalRelay: &engine.LocalRelay{StateDir: paths.LocalRelay(), Logger: log},
 		Logger:     log,
 		WebAddr:    webAddr,
+		Tray:       func(run func(func())) (tray.Tray, error) { return tray.System(fy, run) },
 	})
-	// The tray must be set up before Run: Fyne starts it as its loop begins.
+	// Start puts the app in the tray before Fyne's loop runs: on macOS and
+	// Windows Fyne starts its tray as the loop begins.
 	a.Start(!background)
 	go func() {
 		for range show {
@@ -66,5 +69,9 @@ func Run(background bool, webAddr string) error {
 		}
 	}()
 	fy.Run()
+	// Quit stopped everything already; a signal ended the loop without it.
+	a.uiEnded()
+	a.shutdown()
+	a.closeTray()
 	return nil
 }

@@ -37,7 +37,8 @@ type settingsWindow struct {
 	live     *fyne.Container // an online profile's traffic and QR code
 	counters *widget.Label
 	qr       *canvas.Image
-	qrURL    string // what qr encodes
+	qrURL    string        // what qr encodes
+	scan     *widget.Label // what to do with the QR code, or why there is none
 	add      *widget.Button
 	remove   *widget.Button
 	dup      *widget.Button
@@ -122,9 +123,9 @@ func newSettingsWindow(a *App) *settingsWindow {
 	sw.qr.FillMode = canvas.ImageFillContain
 	sw.qr.ScaleMode = canvas.ImageScalePixels
 	sw.qr.SetMinSize(fyne.NewSize(132, 132))
-	scan := widget.NewLabel("Scan the code to open the public URL on a phone.")
-	scan.Importance = widget.LowImportance
-	sw.live = container.NewHBox(sw.qr, container.NewVBox(sw.counters, scan))
+	sw.scan = widget.NewLabel("")
+	sw.scan.Importance = widget.LowImportance
+	sw.live = container.NewHBox(sw.qr, container.NewVBox(sw.counters, sw.scan))
 	sw.live.Hide()
 	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(sw.link, sw.copy, sw.toggle, sw.save), sw.status)
 	right := container.NewBorder(container.NewVBox(sw.notice, sw.live), bottom, nil, nil, container.NewVScroll(container.NewPadded(sw.form.content)))
@@ -231,12 +232,20 @@ func (sw *settingsWindow) showState() {
 }
 
 // showLive shows an online profile's live counters and the QR code of its
-// public URL.
+// public URL, if a phone could open it, or else why there is none.
 func (sw *settingsWindow) showLive(it tray.Item, publicURL string) {
 	t := it.Traffic
 	sw.counters.SetText(fmt.Sprintf("%s · %d %s · %s in · %s out · %d open %s",
 		tray.Traffic(it), t.Errors, plural(t.Errors, "error"), byteSize(t.BytesIn), byteSize(t.BytesOut),
 		t.Open, plural(t.Open, "connection")))
+	sw.live.Show()
+	if why := phoneCannotOpen(publicURL); why != "" {
+		sw.qr.Hide()
+		sw.scan.SetText(why)
+		return
+	}
+	sw.qr.Show()
+	sw.scan.SetText("Scan the code to open the public URL on a phone.")
 	if publicURL != sw.qrURL {
 		img, err := qrImage(publicURL, 264)
 		if err != nil {
@@ -246,7 +255,6 @@ func (sw *settingsWindow) showLive(it tray.Item, publicURL string) {
 		sw.qr.Image, sw.qrURL = img, publicURL
 		sw.qr.Refresh()
 	}
-	sw.live.Show()
 }
 
 func plural(n int64, word string) string {

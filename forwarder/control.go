@@ -31,8 +31,12 @@ func newControl(st *yamux.Stream, onDrain func()) *control {
 	return &control{st: st, onDrain: onDrain}
 }
 
-// errSessionLost wraps the reason a session ended without a word from the relay.
-func errSessionLost(err error) error { return fmt.Errorf("session lost: %w", err) }
+// ErrSessionLost is why a session that was up ended without a word from
+// the relay (the connection closed or stopped answering). It wraps the
+// cause; the forwarder reconnects.
+var ErrSessionLost = errors.New("session lost")
+
+func errSessionLost(err error) error { return fmt.Errorf("%w: %w", ErrSessionLost, err) }
 
 // read dispatches the relay's messages until the stream ends, or until the
 // relay ends the session with a coded error (a newer session of this agent

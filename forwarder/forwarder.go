@@ -167,7 +167,7 @@ func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream,
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dial relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, nil, nil, &DialError{Addr: f.cfg.RelayAddr, Err: err}
 	}
 	conn := wire.NewSessionConn(raw, f.relayTLS, false)
 	if err := conn.HandshakeContext(dialCtx); err != nil {
@@ -203,6 +203,17 @@ func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream,
 	conn.SetDeadline(time.Time{})
 	return sess, ctrl, welcome, nil
 }
+
+// DialError is a relay that could not be reached: no connection to Addr
+// (refused, no such host, no answer in time). The forwarder tries again.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "dial relay " + e.Addr + ": " + e.Err.Error() }
+
+func (e *DialError) Unwrap() error { return e.Err }
 
 func withTrust(err error) error {
 	if errors.Is(err, ErrRelayUntrusted) {

@@ -13,9 +13,10 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
-# Each OS's autostart file compiles, and the command line cross-builds without cgo.
+# Each OS's autostart and tray files compile, and the command line
+# cross-builds without cgo.
 for os in windows darwin; do
-	GOOS=$os go vet ./autostart
+	GOOS=$os go vet ./autostart ./tray
 	GOOS=$os CGO_ENABLED=0 go build -o /dev/null ./cmd/porthole
 done
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

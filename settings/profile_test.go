@@ -1,11 +1,15 @@
 package settings
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"porthole/forwarder"
@@ -222,11 +226,65 @@ func TestProblemsOfRelayRefusals(t *testing.T) {
 		{&wire.Error{Code: wire.CodeAuthFailed}, FieldToken, "The relay refused it: auth_failed. Check the token and type it again."},
 		{untrusted, FieldTrust,
 			"The relay's certificate is not trusted (fingerprint mismatch: relay presented aa, pinned bb). Choose the relay's CA file, or paste the fingerprint it printed."},
-		{wire.Errorf(wire.CodeInternal, "the relay failed"), FieldProfile, "The relay failed (internal)"},
+		// Refusals no field owns: the relay's words, without the code.
+		{wire.Errorf(wire.CodeInternal, "the relay failed"), FieldProfile, "The relay failed."},
+		{fmt.Errorf("bind: %w", wire.Errorf(wire.CodeTunnelLimit, "the session holds 16 tunnels already")), FieldProfile,
+			"The session holds 16 tunnels already."},
 	} {
 		got := ProblemsOf(c.err)
 		if len(got) != 1 || got[c.field] != c.want {
 			t.Errorf("ProblemsOf(%v) = %q, want %s: %q", c.err, got, c.field, c.want)
+		}
+	}
+}
+
+// TestProblemsOfLostRelays: a relay that cannot be reached, or a session
+// that ends under the agent, is worded for a person, not as the network
+// stack's message.
+func TestProblemsOfLostRelays(t *testing.T) {
+	dial := func(err error) error {
+		return fmt.Errorf("connect: %w", &forwarder.DialError{Addr: "relay.example:7835", Err: err})
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: %w", forwarder.ErrSessionLost, io.EOF), "The connection to the relay was lost."},
+		{dial(&net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}),
+			"Cannot reach the relay at relay.example:7835: nothing accepts connections there."},
+		{dial(&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "relay.example", IsNotFound: true}}),
+			"Cannot reach the relay at relay.example:7835: no such host."},
+		{dial(context.DeadlineExceeded), "Cannot reach the relay at relay.example:7835: it did not answer in time."},
+		{dial(&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("network is unreachable")}),
+			"Cannot reach the relay at relay.example:7835: network is unreachable."},
+	} {
+		if got := ProblemsOf(c.err); len(got) != 1 || got[FieldProfile] != c.want {
+			t.Errorf("ProblemsOf(%v) = %q, want %q", c.err, got, c.want)
+		}
+		// On one line, as the tray and notifications show it, nothing is
+		// put before it.
+		if got := ProblemsOf(c.err).Error(); got != c.want {
+			t.Errorf("ProblemsOf(%v).Error() = %q", c.err, got)
+		}
+	}
+}
+
+// TestProblemsOnOneLine: each problem follows its field's label, unless
+// it names the field itself or is about the whole profile; sentences start
+// with a capital even when their first letter takes more than one byte.
+func TestProblemsOnOneLine(t *testing.T) {
+	for _, c := range []struct {
+		p    Problems
+		want string
+	}{
+		{Problems{FieldToken: "Authentication failed."}, "Token: Authentication failed."},
+		{ProblemsOf(&SecretError{Kind: SecretBasicAuth, Err: ErrNoSecret}),
+			"The basic-auth password is not in the keyring: enter it again in Settings."},
+		{Problems{FieldProfile: "Relay went away.", FieldSubdomain: "Taken."}, "Subdomain: Taken. Relay went away."},
+		{ProblemsOf(errors.New("état inconnu")), "État inconnu."},
+	} {
+		if got := c.p.Error(); got != c.want {
+			t.Errorf("%v: %q, want %q", c.p, got, c.want)
 		}
 	}
 }

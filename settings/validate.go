@@ -2,8 +2,13 @@ package settings
 
 import (
 	"cmp"
+	"context"
 	"errors"
+	"net"
 	"strings"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"porthole/forwarder"
 	"porthole/wire"
@@ -81,7 +86,8 @@ func (p Problems) Fields() []Field {
 }
 
 // Error words the problems in plain words, in the order the form shows
-// the fields, each after its field's label unless it starts with it.
+// the fields, each after its field's label unless it names the field
+// itself or is about the whole profile.
 func (p Problems) Error() string {
 	var parts []string
 	for _, x := range fields {
@@ -89,12 +95,23 @@ func (p Problems) Error() string {
 		if !ok {
 			continue
 		}
-		if !strings.HasPrefix(strings.ToLower(msg), strings.ToLower(x.label)) {
+		if x.field != FieldProfile && !namesField(msg, x.label) {
 			msg = x.label + ": " + msg
 		}
 		parts = append(parts, msg)
 	}
 	return strings.Join(parts, " ")
+}
+
+// namesField reports whether msg starts with the field's label, give or
+// take case, hyphens and a leading "the" ("The basic-auth password is…"
+// names "Basic auth password").
+func namesField(msg, label string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.ReplaceAll(s, "-", " "))
+		return strings.TrimPrefix(s, "the ")
+	}
+	return strings.HasPrefix(norm(msg), norm(label))
 }
 
 // forwarderFields maps the fields of forwarder.Config and forwarder.Tunnel
@@ -186,18 +203,25 @@ func (p Problems) add(err error) {
 	}
 }
 
-// ProblemsOf places an error from validating or starting a profile at the
-// fields it is about: Problems as they are, a *SecretError at its secret's
-// field, a *forwarder.FieldError at the profile field it maps to, a relay
-// that refused the token, a name or a port at that field, and a relay
-// certificate that is not trusted at the trust setting. Any other error is
-// about the whole profile (FieldProfile).
+// ProblemsOf places an error from validating, starting or running a
+// profile at the fields it is about, in plain words: Problems as they are,
+// a *SecretError at its secret's field, a *forwarder.FieldError at the
+// profile field it maps to, a relay that refused the token, a name or a
+// port at that field, and a relay certificate that is not trusted at the
+// trust setting. Any other error is about the whole profile (FieldProfile):
+// another refusal in the relay's words without its code, a relay that
+// cannot be reached or a session lost in words of its own, and the rest
+// as they are.
+//
+// It is the one mapping from such errors to words: the form shows them at
+// its fields, the tray and notifications as one line (Problems.Error).
 func ProblemsOf(err error) Problems {
 	var (
 		bad Problems
 		se  *SecretError
 		fe  *forwarder.FieldError
 		we  *wire.Error
+		de  *forwarder.DialError
 	)
 	switch {
 	case err == nil:
@@ -212,20 +236,44 @@ func ProblemsOf(err error) Problems {
 			field = m.field
 		}
 		return Problems{field: fieldMessage(fe.Err)}
-	case errors.As(err, &we) && relayFields[we.Code] != "":
+	case errors.As(err, &we):
+		// The relay's own words, without the code that follows them.
 		msg := sentence(cmp.Or(we.Message, "the relay refused it: "+string(we.Code)))
 		if we.Code == wire.CodeAuthFailed {
 			msg += " Check the token and type it again."
 		}
-		return Problems{relayFields[we.Code]: msg}
+		return Problems{cmp.Or(relayFields[we.Code], FieldProfile): msg}
 	case errors.Is(err, forwarder.ErrRelayUntrusted):
 		why := err.Error()
 		if _, after, ok := strings.Cut(why, forwarder.ErrRelayUntrusted.Error()+": "); ok {
 			why = after
 		}
 		return Problems{FieldTrust: "The relay's certificate is not trusted (" + why + "). Choose the relay's CA file, or paste the fingerprint it printed."}
+	case errors.Is(err, forwarder.ErrSessionLost):
+		return Problems{FieldProfile: "The connection to the relay was lost."}
+	case errors.As(err, &de):
+		return Problems{FieldProfile: "Cannot reach the relay at " + de.Addr + ": " + unreachable(de.Err) + "."}
 	}
 	return Problems{FieldProfile: sentence(err.Error())}
+}
+
+// unreachable words why a relay could not be reached.
+func unreachable(err error) string {
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing accepts connections there"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "no such host"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "it did not answer in time"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err // without the addresses, which the message names already
+	}
+	return err.Error()
 }
 
 // relayFields maps the relay's refusals to the field that holds what it
@@ -268,7 +316,8 @@ func sentence(s string) string {
 	if s == "" {
 		return s
 	}
-	s = strings.ToUpper(s[:1]) + s[1:]
+	r, n := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[n:]
 	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, ")") {
 		s += "."
 	}

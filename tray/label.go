@@ -9,16 +9,17 @@ import (
 
 	"porthole/engine"
 	"porthole/forwarder"
+	"porthole/settings"
 )
 
 // Label is a profile's menu label: its name and a brief status, each cut to
 // a length a menu can show, and for an online profile what its tunnel
 // carried.
 //
-// It does not count down to the next reconnect. Every change of a label
-// rebuilds the whole tray menu: an open menu closes, and a click on one of
-// its items (whose IDs the rebuild replaced) is lost; a countdown would do
-// that every second.
+// It does not count down to the next reconnect: a label that changes every
+// second while nothing happens would only be noise. (A change is cheap on
+// Linux, where the item changes in place, but Fyne's tray on macOS and
+// Windows builds its whole menu again for it.)
 func Label(it Item) string {
 	l := shorten(it.Name, maxName) + " — " + brief(it.Status)
 	if it.Status.Phase == forwarder.Online {
@@ -59,14 +60,14 @@ func brief(s engine.Status) string {
 	case forwarder.Reconnecting:
 		return "reconnecting…"
 	case forwarder.Failed:
-		return "error: " + shorten(errText(s.Err), maxError)
+		return "error: " + shorten(Explain(s.Err), maxError)
 	}
 	return "stopped"
 }
 
 // Status describes a status in full, for the settings window, which has
-// room for it and is not rebuilt by a change: the whole error, and while
-// reconnecting the seconds until the next try and why the last one failed.
+// room for it: the whole error, and while reconnecting the seconds until
+// the next try and why the last one failed.
 func Status(s engine.Status, now time.Time) string {
 	switch s.Phase {
 	case forwarder.Reconnecting:
@@ -75,20 +76,23 @@ func Status(s engine.Status, now time.Time) string {
 			text = fmt.Sprintf("reconnecting in %d s", secs)
 		}
 		if s.Err != nil {
-			text += " (" + s.Err.Error() + ")"
+			text += " — " + Explain(s.Err)
 		}
 		return text
 	case forwarder.Failed:
-		return "error: " + errText(s.Err)
+		return "error: " + Explain(s.Err)
 	}
 	return brief(s)
 }
 
-func errText(err error) string {
+// Explain words why a profile failed or is away in plain words, as the
+// settings form does at its fields (settings.ProblemsOf), on one line:
+// "Token: Authentication failed. Check the token and type it again."
+func Explain(err error) string {
 	if err == nil {
-		return "unknown"
+		return "Unknown error."
 	}
-	return err.Error()
+	return settings.ProblemsOf(err).Error()
 }
 
 // shorten puts s on one line and cuts it to at most n characters, on a

@@ -1,12 +1,15 @@
 // Package tray builds Porthole's tray menu as a pure function of a snapshot
-// of the profiles' statuses. The app rebuilds the whole menu on every
-// change, as Fyne's tray does on every Refresh, so there is no menu state to
-// keep in step with the forwarders. menu.go lays the menu out; label.go
-// words each profile's status.
+// of the profiles' statuses, and shows it in the desktop's tray.
+//
+// Files by concern: menu.go lays the menu out as data (a Model), label.go
+// words each profile's status, render.go applies the difference between
+// two models to a live menu in place, systray.go is that live menu on
+// fyne.io/systray, fyne.go shows a model through Fyne's own tray, and
+// system_*.go choose between the two for the OS.
 package tray
 
 import (
-	"fyne.io/fyne/v2"
+	"slices"
 
 	"porthole/engine"
 	"porthole/forwarder"
@@ -35,50 +38,90 @@ type Actions struct {
 	Inspect func()
 }
 
-// Menu builds the tray menu: one checkable item per profile (checked while
-// its forwarder runs), a copy item per public URL of online profiles,
-// Inspect traffic…, Settings…, Start at login, and Quit. It takes no clock:
-// the same snapshot always builds the same menu (see Label).
-func Menu(items []Item, startAtLogin bool, a Actions) *fyne.Menu {
-	var mi []*fyne.MenuItem
-	if len(items) == 0 {
-		none := fyne.NewMenuItem("No tunnels yet", nil)
-		none.Disabled = true
-		mi = append(mi, none)
-	}
+// Model is what the tray shows: its icon, and its menu as groups of rows.
+type Model struct {
+	// Online is whether some profile is online, which the icon shows.
+	Online bool
+	Groups []Group
+}
+
+// Group is a run of rows of one kind, or a separator line. A menu has the
+// same groups, by name and in the same order, whatever the state: only the
+// rows in them come and go. A live menu keeps its rows when a group
+// shrinks, hidden, and shows them again when it grows back, so that the
+// rows keep their identity on the desktop's side (see Renderer).
+type Group struct {
+	Name      string
+	Separator bool // a line between groups; it has no rows
+	Checkable bool // its rows show whether they are checked
+	Rows      []Row
+}
+
+// Row is one menu item.
+type Row struct {
+	Label    string
+	Checked  bool
+	Disabled bool
+	Quit     bool   // the item that ends the app
+	Action   func() // nil for an item that does nothing
+}
+
+// Names of the menu's groups, in order.
+const (
+	groupProfiles = "profiles" // one checkable row per profile
+	groupEmpty    = "empty"    // "No tunnels yet", when there is no profile
+	groupCopy     = "copy"     // a copy row per public URL of online profiles
+	groupInspect  = "inspect"  // "Inspect traffic…", when the inspector runs
+	groupSettings = "settings"
+	groupLogin    = "login" // "Start at login", checkable
+	groupQuit     = "quit"
+)
+
+// Menu builds the tray's model: one checkable item per profile (checked
+// while its forwarder runs); a line; a copy item per public URL of online
+// profiles, Inspect traffic…, Settings… and Start at login; a line; Quit.
+// It takes no clock: the same snapshot always builds the same model (see
+// Label).
+//
+// The copy items share their section with Settings… rather than having
+// one of their own: a tray cannot hide a separator line, and a line above
+// no items would be left over while no profile is online.
+func Menu(items []Item, startAtLogin bool, a Actions) Model {
+	m := Model{Online: slices.ContainsFunc(items, func(it Item) bool { return it.Status.Phase == forwarder.Online })}
+	profiles := Group{Name: groupProfiles, Checkable: true}
 	for _, it := range items {
 		id := it.ID
-		m := fyne.NewMenuItem(Label(it), func() { a.Toggle(id) })
-		m.Checked = it.Status.Running
-		mi = append(mi, m)
+		profiles.Rows = append(profiles.Rows, Row{Label: Label(it), Checked: it.Status.Running, Action: func() { a.Toggle(id) }})
 	}
-	var copies []*fyne.MenuItem
+	empty := Group{Name: groupEmpty}
+	if len(items) == 0 {
+		empty.Rows = []Row{{Label: "No tunnels yet", Disabled: true}}
+	}
+	copies := Group{Name: groupCopy}
 	for _, it := range items {
 		if it.Status.Phase != forwarder.Online {
 			continue
 		}
 		for _, f := range it.Status.Forwarding {
 			url := f.URL
-			copies = append(copies, fyne.NewMenuItem("Copy "+url, func() { a.CopyURL(url) }))
+			copies.Rows = append(copies.Rows, Row{Label: "Copy " + url, Action: func() { a.CopyURL(url) }})
 		}
 	}
-	if len(copies) > 0 {
-		mi = append(mi, fyne.NewMenuItemSeparator())
-		mi = append(mi, copies...)
-	}
-	login := fyne.NewMenuItem("Start at login", func() { a.SetStartAtLogin(!startAtLogin) })
-	login.Checked = startAtLogin
-	quit := fyne.NewMenuItem("Quit", a.Quit)
-	quit.IsQuit = true
-	mi = append(mi, fyne.NewMenuItemSeparator())
+	inspect := Group{Name: groupInspect}
 	if a.Inspect != nil {
-		mi = append(mi, fyne.NewMenuItem("Inspect traffic…", a.Inspect))
+		inspect.Rows = []Row{{Label: "Inspect traffic…", Action: a.Inspect}}
 	}
-	mi = append(mi,
-		fyne.NewMenuItem("Settings…", a.OpenSettings),
-		login,
-		fyne.NewMenuItemSeparator(),
-		quit,
-	)
-	return fyne.NewMenu("Porthole", mi...)
+	m.Groups = []Group{
+		profiles,
+		empty,
+		{Name: "line 1", Separator: true},
+		copies,
+		inspect,
+		{Name: groupSettings, Rows: []Row{{Label: "Settings…", Action: a.OpenSettings}}},
+		{Name: groupLogin, Checkable: true, Rows: []Row{{Label: "Start at login", Checked: startAtLogin,
+			Action: func() { a.SetStartAtLogin(!startAtLogin) }}}},
+		{Name: "line 2", Separator: true},
+		{Name: groupQuit, Rows: []Row{{Label: "Quit", Quit: true, Action: a.Quit}}},
+	}
+	return m
 }

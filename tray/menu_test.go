@@ -2,8 +2,11 @@ package tray
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -13,6 +16,7 @@ import (
 	"porthole/engine"
 	"porthole/forwarder"
 	"porthole/inspect"
+	"porthole/wire"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -21,7 +25,7 @@ var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 // settings window.
 func TestStatus(t *testing.T) {
 	long := errors.New(strings.Repeat("x", 200))
-	refused := errors.New("dial relay r:7835: connection refused")
+	refused := &forwarder.DialError{Addr: "r:7835", Err: syscall.ECONNREFUSED}
 	cases := []struct {
 		state       forwarder.State
 		label, full string
@@ -32,11 +36,18 @@ func TestStatus(t *testing.T) {
 			"online at http://app.localhost:7780 — 0 requests", "online at http://app.localhost:7780"},
 		{forwarder.State{Phase: forwarder.Online}, "online — 0 requests", "online"},
 		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(2500 * time.Millisecond), Err: refused},
-			"reconnecting…", "reconnecting in 3 s (dial relay r:7835: connection refused)"},
+			"reconnecting…", "reconnecting in 3 s — Cannot reach the relay at r:7835: nothing accepts connections there."},
+		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(time.Second), Err: fmt.Errorf("%w: %w", forwarder.ErrSessionLost, io.EOF)},
+			"reconnecting…", "reconnecting in 1 s — The connection to the relay was lost."},
 		{forwarder.State{Phase: forwarder.Reconnecting, RetryAt: now.Add(-time.Second)}, "reconnecting…", "reconnecting…"},
-		{forwarder.State{Phase: forwarder.Failed, Err: errors.New("authentication failed (auth_failed)")},
-			"error: authentication failed (auth_failed)", "error: authentication failed (auth_failed)"},
-		{forwarder.State{Phase: forwarder.Failed, Err: long}, "error: " + strings.Repeat("x", 79) + "…", "error: " + long.Error()},
+		// Relay refusals in the words the settings form shows at its
+		// fields, never as codes.
+		{forwarder.State{Phase: forwarder.Failed, Err: fmt.Errorf("handshake: %w", wire.Errorf(wire.CodeAuthFailed, "authentication failed"))},
+			"error: Token: Authentication failed. Check the token and type it again.",
+			"error: Token: Authentication failed. Check the token and type it again."},
+		{forwarder.State{Phase: forwarder.Failed, Err: wire.Errorf(wire.CodeTunnelLimit, "this session holds 16 tunnels already")},
+			"error: This session holds 16 tunnels already.", "error: This session holds 16 tunnels already."},
+		{forwarder.State{Phase: forwarder.Failed, Err: long}, "error: X" + strings.Repeat("x", 78) + "…", "error: X" + strings.Repeat("x", 199) + "."},
 		{forwarder.State{Phase: forwarder.Stopped}, "stopped", "stopped"},
 	}
 	for _, c := range cases {
@@ -64,10 +75,11 @@ func TestMenuDoesNotCountDown(t *testing.T) {
 }
 
 // labels flattens a menu for comparison: "[x] " marks checked items, "---"
-// separators, "(off) " disabled ones.
-func labels(m *fyne.Menu) []string {
+// separators, "(off) " disabled ones. It reads the menu as Fyne's tray
+// gets it, so that both ways of showing it are checked at once.
+func labels(m Model) []string {
 	var out []string
-	for _, it := range m.Items {
+	for _, it := range m.Fyne().Items {
 		switch {
 		case it.IsSeparator:
 			out = append(out, "---")
@@ -100,12 +112,12 @@ func TestMenu(t *testing.T) {
 			"api — stopped",
 			"[x] web — online at http://web.localhost:7780 — 12 requests",
 			"---", "Copy http://web.localhost:7780", "Copy https://web.localhost:7743",
-			"---", "Settings…", "[x] Start at login", "---", "Quit"}},
+			"Settings…", "[x] Start at login", "---", "Quit"}},
 		{"failed is not checked, connecting is", []Item{
 			{ID: "a", Name: "api", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New("name taken")}}},
 			{ID: "b", Name: "db", Status: engine.Status{State: forwarder.State{Phase: forwarder.Connecting}, Running: true}},
 		}, false, []string{
-			"api — error: name taken", "[x] db — connecting…",
+			"api — error: Name taken.", "[x] db — connecting…",
 			"---", "Settings…", "Start at login", "---", "Quit"}},
 		{"tcp counts connections", []Item{
 			{ID: "d", Name: "db", Status: engine.Status{Running: true, State: forwarder.State{Phase: forwarder.Online,
@@ -113,7 +125,7 @@ func TestMenu(t *testing.T) {
 		}, false, []string{
 			"[x] db — online at tcp://localhost:20001 — 1 connection",
 			"---", "Copy tcp://localhost:20001",
-			"---", "Settings…", "Start at login", "---", "Quit"}},
+			"Settings…", "Start at login", "---", "Quit"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,7 +159,7 @@ func TestMenuActions(t *testing.T) {
 	m := Menu([]Item{{ID: "w", Name: "web", Status: engine.Status{Running: true, State: forwarder.State{
 		Phase: forwarder.Online, Forwarding: []forwarder.Forwarding{{URL: "http://web.localhost:7780"}}}}}}, false, a)
 	byLabel := map[string]*fyne.MenuItem{}
-	for _, it := range m.Items {
+	for _, it := range m.Fyne().Items {
 		byLabel[it.Label] = it
 	}
 	byLabel["web — online at http://web.localhost:7780 — 0 requests"].Action()
@@ -179,7 +191,7 @@ func TestLabelsAreValidUTF8(t *testing.T) {
 			)
 		}
 	}
-	for _, it := range Menu(items, false, Actions{}).Items {
+	for _, it := range Menu(items, false, Actions{}).Fyne().Items {
 		if !utf8.ValidString(it.Label) {
 			t.Errorf("invalid UTF-8 label %q", it.Label)
 		}
@@ -187,7 +199,7 @@ func TestLabelsAreValidUTF8(t *testing.T) {
 			t.Errorf("label of %d characters: %q", n, it.Label)
 		}
 	}
-	if got := Label(Item{Name: "p", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long("é", 100))}}}); got != "p — error: "+long("é", maxError-1)+"…" {
+	if got := Label(Item{Name: "p", Status: engine.Status{State: forwarder.State{Phase: forwarder.Failed, Err: errors.New(long("é", 100))}}}); got != "p — error: É"+long("é", maxError-2)+"…" {
 		t.Errorf("cut error = %q", got)
 	}
 }
