@@ -171,6 +171,12 @@ func TestDesktopApp(t *testing.T) {
 	if web.Checked {
 		t.Errorf("a stopped profile is checked: %v", web)
 	}
+	// The item has a title and the tray icon (64×64), as it is put on the
+	// bus with its first menu.
+	title, offline := host.Icon(t, item)
+	if title == "" || offline.W != 64 || offline.H != 64 || len(offline.Pix) != 64*64*4 || !slices.ContainsFunc(offline.Pix, func(b byte) bool { return b != 0 }) {
+		t.Errorf("tray item titled %q with a %d×%d icon of %d bytes", title, offline.W, offline.H, len(offline.Pix))
+	}
 
 	// Click the profile: its forwarder comes online through the relay.
 	host.Click(t, item, web.ID)
@@ -181,6 +187,10 @@ func TestDesktopApp(t *testing.T) {
 		return ok && it.Checked && quit
 	})
 	online, _ := desktoptest.Find(menu, "web — online at ")
+	// The icon is set before the menu that calls for it.
+	if _, lit := host.Icon(t, item); slices.Equal(lit.Pix, offline.Pix) {
+		t.Error("the tray icon did not change when a profile came online")
+	}
 	url, traffic, _ := strings.Cut(strings.TrimPrefix(online.Label, "web — online at "), " — ")
 	if traffic != "0 requests" {
 		t.Errorf("traffic in the label: %q", traffic)
@@ -260,6 +270,9 @@ func TestDesktopApp(t *testing.T) {
 		it, ok := desktoptest.Find(m, "web — stopped")
 		return ok && !it.Checked
 	})
+	if _, icon := host.Icon(t, item); !slices.Equal(icon.Pix, offline.Pix) {
+		t.Error("the tray icon stayed lit with no profile online")
+	}
 
 	// The profile whose password is missing refuses to start, says why,
 	// unchecked, and the service is never served without credentials.
@@ -365,6 +378,37 @@ func itemIDs(menu []desktoptest.MenuItem) []int32 {
 		ids = append(ids, it.ID)
 	}
 	return ids
+}
+
+// TestDesktopAppEndsOnSIGTERM: a signal ends the app as Quit does: its
+// tunnels stop cleanly, and it exits 0.
+func TestDesktopAppEndsOnSIGTERM(t *testing.T) {
+	display := desktoptest.StartXvfb(t)
+	bus := desktoptest.StartBus(t)
+	host := desktoptest.StartTrayHost(t, bus)
+	home := t.TempDir()
+	config := filepath.Join(home, ".config")
+	p := settings.Example() // on the built-in relay: no secret to read
+	p.Name, p.StartWithApp = "web", true
+	store := &settings.Store{Path: filepath.Join(config, "porthole", "profiles.json")}
+	if err := store.Save(settings.Data{Profiles: []settings.Profile{p}}); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DISPLAY="+display, "DBUS_SESSION_BUS_ADDRESS="+bus,
+		"HOME="+home, "XDG_CONFIG_HOME="+config, "LANG=en_US.UTF-8")
+	app := launch(t, env, "--background", "--web-addr", "false")
+	item := host.WaitItem(t)
+	host.WaitMenu(t, item, "the profile online", func(m []desktoptest.MenuItem) bool {
+		it, ok := desktoptest.Find(m, "web — online at ")
+		return ok && it.Checked
+	})
+	app.cmd.Process.Signal(syscall.SIGTERM)
+	if code := app.wait(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
+	}
+	if !strings.Contains(app.log.String(), "msg=stopped profile=web") {
+		t.Error("the profile's tunnel was not stopped")
+	}
 }
 
 // readFIFO returns the first line written to the FIFO at path.

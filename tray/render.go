@@ -54,7 +54,8 @@ type Renderer struct {
 	icon *bool // whether the icon shown is the online one; nil before the first
 
 	groups []*liveGroup
-	clicks sync.WaitGroup // a goroutine per row, until Reset closes its channel
+	clicks sync.WaitGroup // a goroutine per row, until Reset closes its channel or Close
+	done   chan struct{}  // closed by Close
 }
 
 type liveGroup struct {
@@ -74,7 +75,7 @@ type liveRow struct {
 // NewRenderer returns a Renderer that draws on b and runs clicks through
 // run.
 func NewRenderer(b Backend, run func(func())) *Renderer {
-	return &Renderer{b: b, run: run}
+	return &Renderer{b: b, run: run, done: make(chan struct{})}
 }
 
 // Show makes the live menu show m.
@@ -137,15 +138,27 @@ func (r *Renderer) rebuild(m Model) {
 			}
 			row := &liveRow{item: r.b.Add(label, g.Checkable), shown: Row{Label: label}, visible: true}
 			lg.rows = append(lg.rows, row)
-			r.clicks.Go(func() {
-				for range row.item.Clicked() {
-					r.run(func() {
-						if row.action != nil {
-							row.action()
-						}
-					})
+			r.clicks.Go(func() { r.relay(row) })
+		}
+	}
+}
+
+// relay hands each click on a row to the UI goroutine, where it runs the
+// row's action of the moment.
+func (r *Renderer) relay(row *liveRow) {
+	for {
+		select {
+		case _, ok := <-row.item.Clicked():
+			if !ok {
+				return
+			}
+			r.run(func() {
+				if row.action != nil {
+					row.action()
 				}
 			})
+		case <-r.done:
+			return
 		}
 	}
 }
@@ -178,10 +191,15 @@ func (row *liveRow) hide() {
 	}
 }
 
-// Close removes the menu and waits for the goroutines that relay its
-// clicks. Show must not be called after it.
+// Close stops relaying clicks and waits for the goroutines that did. The
+// menu stays as it is, for the backend to take away (removing its rows
+// would race with clicks on their way). Show must not be called after it;
+// Close may be.
 func (r *Renderer) Close() {
-	r.b.Reset()
-	r.groups = nil
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
 	r.clicks.Wait()
 }

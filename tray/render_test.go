@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -236,7 +237,8 @@ func TestRendererFollowsTheModel(t *testing.T) {
 
 // TestRendererClicks: a click runs the action of what its row shows now,
 // on the goroutine run hands it to; a click on a hidden row does nothing;
-// Close ends the goroutines that wait for clicks.
+// the goroutines that wait for clicks end with the rows a rebuild removes,
+// and the rest with Close.
 func TestRendererClicks(t *testing.T) {
 	r, m, ui := newFakeTray(t)
 	var got []string
@@ -262,8 +264,15 @@ func TestRendererClicks(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("clicks did %q, want %q", got, want)
 	}
-	r.Close() // returns once every row's goroutine has ended
-	if len(m.rows) != 0 {
-		t.Errorf("rows left after Close: %v", m.shown())
+	// A rebuild removes every row (closing its channel) and makes new
+	// ones; once Close returns, no goroutine relays clicks any more.
+	r.Show(Menu([]Item{{ID: "a", Name: "api"}, {ID: "b", Name: "db"}}, false, a))
+	if m.resets != 2 {
+		t.Fatalf("%d resets; want the second profile to rebuild the menu", m.resets)
+	}
+	r.Close()
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "tray.(*Renderer).relay") {
+		t.Errorf("a goroutine relays clicks after Close:\n%s", stacks)
 	}
 }

@@ -105,6 +105,34 @@ func (h *TrayHost) WaitItem(t testing.TB) Item {
 	return Item{}
 }
 
+// Icon is a tray item's icon, as the desktop reads it.
+type Icon struct {
+	W, H int32
+	Pix  []byte // ARGB, row by row
+}
+
+// Icon reads the item's title and its icon (the first of its IconPixmap).
+func (h *TrayHost) Icon(t testing.TB, it Item) (title string, icon Icon) {
+	t.Helper()
+	obj := h.conn.Object(it.Sender, dbus.ObjectPath(it.Path))
+	v, err := obj.GetProperty("org.kde.StatusNotifierItem.Title")
+	if err != nil {
+		t.Fatalf("read the item's Title: %v", err)
+	}
+	title, _ = v.Value().(string)
+	var pixmaps []Icon
+	if v, err = obj.GetProperty("org.kde.StatusNotifierItem.IconPixmap"); err == nil {
+		err = dbus.Store([]any{v.Value()}, &pixmaps)
+	}
+	if err != nil {
+		t.Fatalf("read the item's IconPixmap: %v", err)
+	}
+	if len(pixmaps) > 0 {
+		icon = pixmaps[0]
+	}
+	return title, icon
+}
+
 // WaitNotification waits for a notification whose summary contains s.
 func (h *TrayHost) WaitNotification(t testing.TB, s string) Notification {
 	t.Helper()
