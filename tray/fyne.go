@@ -14,7 +14,8 @@ import (
 type Tray interface {
 	// Show makes the tray show m. UI goroutine.
 	Show(m Model)
-	// Close takes the app out of the tray; Show does nothing after it.
+	// Close takes the app out of the tray; Show does nothing after it, and
+	// Close may be called again.
 	Close()
 }
 
