@@ -5,7 +5,7 @@ set -euo pipefail
 
 build=(gcc pkg-config libgl1-mesa-dev xorg-dev)
 run=(dbus-x11 gnome-keyring)
-test=(xvfb xauth dbus-x11 dbus-daemon gnome-keyring imagemagick xdotool curl desktop-file-utils openbox wmctrl systemd jq nodejs npm chromium)
+test=(xvfb xauth dbus-x11 dbus-daemon gnome-keyring imagemagick xdotool curl desktop-file-utils openbox wmctrl systemd jq nodejs npm chromium zbar-tools)
 bench=(wrk iperf3 curl)
 
 case "${1:-}" in
