@@ -31,19 +31,23 @@ func DefaultConfig() Config { return Config{BodyCap: DefaultBodyCap, Budget: Def
 // (outside the Go heap where the system allows, see newRegion) and written
 // as the store fills: an index of 4 bytes per exchange by sequence number,
 // then a ring of finished exchanges, each packed into one entry (see
-// entry.go), in the order they finished. Making room drops the ring's
-// oldest entry and, so that the oldest always go first, every exchange that
-// started before it. The budget is therefore what the exchanges really
-// cost, whatever their number, and kept exchanges cost the garbage
-// collector nothing. An exchange in flight is held by its capture until it
-// finishes, and listed meanwhile.
+// entry.go), in the order they finished. The budget is therefore what the
+// exchanges really cost, whatever their number, and the exchanges kept
+// cost the garbage collector nothing. An exchange in flight is held by its
+// capture until it finishes, and listed meanwhile.
+//
+// Making room drops the ring's oldest entry and, so that the oldest by
+// start always go first, every exchange that started before it: one that
+// finished late (a long download, a stream) goes when the exchanges that
+// started after it go; one that is still in flight then is not kept when
+// it finishes.
 type Store struct {
 	cfg     Config
 	epoch   uint32 // in every id, so that ids of an earlier store are not taken for this one's
 	offHeap bool   // the region is outside the Go heap
 
 	mu          sync.Mutex
-	index       []byte            // slots of 4 bytes: where exchange seq%slots is (a ring offset, or slotPending or slotGone)
+	index       []byte            // slots of 4 bytes: where exchange seq%slots is (a ring offset, or slotPending)
 	slots       uint64            // len(index) / 4
 	ring        []byte            // finished entries, back to back, 8-byte aligned
 	first, next uint64            // the exchanges kept have sequence numbers in [first, next)
@@ -54,11 +58,9 @@ type Store struct {
 	subs        map[*subscriber]struct{}
 }
 
-// Index slot values other than ring offsets.
-const (
-	slotPending = math.MaxUint32     // in flight: the entry is in Store.pending
-	slotGone    = math.MaxUint32 - 1 // finished too large for the ring; not listed
-)
+// slotPending is the index slot of an exchange in flight, whose entry is
+// in Store.pending.
+const slotPending = math.MaxUint32
 
 // minEntry is about the size of the smallest entry (a header and the
 // shortest request line), so an index of one slot per minEntry bytes of
@@ -159,18 +161,15 @@ func (s *Store) setSlot(seq uint64, v uint32) {
 	le.PutUint32(s.index[i:], v)
 }
 
-// entry returns the bytes of a kept exchange's entry, nil if it is gone;
-// called with s.mu held. They stay valid only while s.mu is held.
+// entry returns the bytes of a kept exchange's entry; called with s.mu
+// held. They stay valid only while s.mu is held.
 func (s *Store) entry(seq uint64) []byte {
-	switch v := s.slot(seq); v {
-	case slotPending:
+	v := s.slot(seq)
+	if v == slotPending {
 		return s.pending[seq]
-	case slotGone:
-		return nil
-	default:
-		e := s.ring[v:]
-		return e[:le.Uint32(e[offSize:])]
 	}
+	e := s.ring[v:]
+	return e[:le.Uint32(e[offSize:])]
 }
 
 // begin keeps the entry of a request whose response is pending and
@@ -182,7 +181,7 @@ func (s *Store) begin(e []byte) uint64 {
 	seq := s.next
 	s.next++
 	if s.next-s.first > s.slots {
-		s.first = s.next - s.slots
+		s.forget(s.next - s.slots - 1)
 	}
 	le.PutUint64(e[offSeq:], seq)
 	s.pending[seq] = e
@@ -203,14 +202,18 @@ func (s *Store) finish(seq uint64, m *meta, parts [][]byte) {
 	}
 	n := align(uint64(m.size))
 	if n > uint64(len(s.ring)) {
-		s.setSlot(seq, slotGone)
+		// Its heads alone are larger than the ring: it goes as if kept
+		// and dropped at once, and so do the older ones.
+		s.forget(seq)
 		return
 	}
 	pos := s.reserve(n)
 	if seq < s.first {
-		// Making room dropped this exchange too: entries that finished
-		// earlier but started later went, and the oldest go first.
-		s.pad(pos, n)
+		// Making room dropped this exchange too: an entry that finished
+		// earlier but started later went, and the oldest go first. The
+		// space reserved, the ring's newest, is given back.
+		s.tail -= n
+		s.forget(seq)
 		return
 	}
 	e := s.ring[pos : pos+n]
@@ -268,21 +271,25 @@ func (s *Store) pad(pos, n uint64) {
 // older one; called with s.mu held.
 func (s *Store) drop() {
 	e := s.ring[s.head%uint64(len(s.ring)):]
-	if le.Uint16(e[offFlags:])&flagPad == 0 {
-		if seq := le.Uint64(e[offSeq:]); seq >= s.first {
-			s.first = seq + 1
-		}
-	}
 	s.head += align(uint64(le.Uint32(e[offSize:])))
+	if le.Uint16(e[offFlags:])&flagPad == 0 {
+		s.forget(le.Uint64(e[offSeq:]))
+	}
+}
+
+// forget drops exchange seq and every older one; called with s.mu held.
+// Once none is left, the ring holds only dropped entries: it is emptied.
+func (s *Store) forget(seq uint64) {
+	s.first = max(s.first, seq+1)
+	if s.first == s.next {
+		s.head = s.tail
+	}
 }
 
 // copyEntry returns a copy of a kept exchange's entry and its tunnel's
-// label, or nil; called with s.mu held.
+// label; called with s.mu held.
 func (s *Store) copyEntry(seq uint64) ([]byte, string) {
 	e := s.entry(seq)
-	if e == nil {
-		return nil, ""
-	}
 	return bytes.Clone(e), s.tunnels[le.Uint32(e[offTunnel:])]
 }
 
@@ -330,7 +337,7 @@ func (s *Store) List(limit int, tunnel string) []*Exchange {
 		s.mu.Lock()
 		for seq = min(seq, s.next); seq > s.first && copied < listBatch && !full(len(out)+len(batch)); seq-- {
 			e := s.entry(seq - 1)
-			if e == nil || tunnel != "" && le.Uint32(e[offTunnel:]) != tid {
+			if tunnel != "" && le.Uint32(e[offTunnel:]) != tid {
 				continue
 			}
 			batch = append(batch, kept{seq - 1, bytes.Clone(e), s.tunnels[le.Uint32(e[offTunnel:])]})
@@ -351,7 +358,7 @@ func (s *Store) List(limit int, tunnel string) []*Exchange {
 func (s *Store) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.first, s.head = s.next, s.tail
+	s.forget(s.next - 1)
 	for sub := range s.subs {
 		s.send(sub, Event{Type: EventClear})
 	}

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -194,4 +196,138 @@ func TestDefaultAddrMovesToTheNextFreePort(t *testing.T) {
 	if _, err := Listen(ln.Addr().String()); err == nil {
 		t.Error("a taken explicit address was accepted")
 	}
+}
+
+// TestConcurrentCapturesKeepEntriesWhole captures exchanges that finish
+// out of order, from many goroutines, into a small store that evicts all
+// the time, while others list, read and clear it: every exchange read back
+// is whole (its URI, bodies and headers agree), lists are newest first,
+// and the store stays within its budget.
+func TestConcurrentCapturesKeepEntriesWhole(t *testing.T) {
+	s := NewStore(Config{BodyCap: 4 << 10, Budget: 64 << 10})
+	tap := s.Tap("t", TapOptions{Capture: true})
+	h := tap.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Echo", r.URL.Path)
+		if len(b)%3 == 0 {
+			time.Sleep(time.Duration(len(b)%7) * time.Millisecond) // finish out of order
+		}
+		w.Write(b)
+	}))
+	check := func(x *Exchange) {
+		n, err := strconv.Atoi(strings.TrimPrefix(x.Request.URI, "/n/"))
+		if err != nil {
+			t.Errorf("URI %q", x.Request.URI)
+			return
+		}
+		want := bytes.Repeat([]byte{byte('a' + n%26)}, n%(6<<10))
+		if !x.Done {
+			if len(x.Request.Body) != 0 || x.Response != nil {
+				t.Errorf("%s: in flight with a body or a response", x.Request.URI)
+			}
+			return
+		}
+		if !bytes.HasPrefix(want, x.Request.Body) || len(x.Request.Body) != min(len(want), 4<<10) || x.Request.BodySize != int64(len(want)) {
+			t.Errorf("%s: request body of %d bytes (%d seen)", x.Request.URI, len(x.Request.Body), x.Request.BodySize)
+		}
+		if x.Response == nil || !bytes.Equal(x.Response.Body, x.Request.Body) || x.Response.Header().Get("X-Echo") != x.Request.URI {
+			t.Errorf("%s: response does not match its request", x.Request.URI)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < 2000; i += 8 {
+				body := bytes.Repeat([]byte{byte('a' + i%26)}, i%(6<<10))
+				r := httptest.NewRequest("POST", "/n/"+strconv.Itoa(i), bytes.NewReader(body))
+				h.ServeHTTP(httptest.NewRecorder(), r)
+				if used := s.Used(); used > 64<<10 {
+					t.Errorf("store uses %d bytes", used)
+				}
+			}
+		})
+	}
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			xs := s.List(0, "")
+			for j, x := range xs {
+				check(x)
+				if j > 0 && x.ID >= xs[j-1].ID {
+					t.Errorf("listed %s after %s", x.ID, xs[j-1].ID)
+				}
+				if y := s.Get(x.ID); y != nil {
+					check(y)
+				}
+			}
+			if i%50 == 49 {
+				s.Clear()
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	if s.Len() == 0 {
+		t.Error("nothing kept")
+	}
+	for _, x := range s.List(0, "") {
+		check(x)
+	}
+}
+
+// TestInFlightExchangesAreBounded holds more requests in flight than a
+// small store has index slots for: it keeps the newest, drops the oldest
+// (whose captures then finish into nothing), and stays within its budget.
+func TestInFlightExchangesAreBounded(t *testing.T) {
+	s := NewStore(Config{Budget: 10_000}) // 78 index slots
+	tap := s.Tap("t", TapOptions{Capture: true})
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(200)
+	h := tap.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Done()
+		<-release
+	}))
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) })
+	}
+	started.Wait()
+	if xs := s.List(0, ""); len(xs) != int(s.slots) || s.Len() != len(xs) || s.Used() > 10_000 {
+		t.Errorf("200 requests in flight: %d listed (Len %d) in %d bytes, want the newest %d", len(xs), s.Len(), s.Used(), s.slots)
+	}
+	close(release)
+	wg.Wait()
+	if used := s.Used(); used > 10_000 {
+		t.Errorf("after they finish: %d bytes used", used)
+	}
+	for _, x := range s.List(0, "") {
+		if !x.Done {
+			t.Errorf("%s is still in flight", x.ID)
+		}
+	}
+	id := record(t, tap, 0)
+	if xs := s.List(0, ""); len(xs) == 0 || xs[0].ID != id {
+		t.Errorf("the store does not go on: %d kept", len(xs))
+	}
+}
+
+func TestAnExchangeWhoseHeadsDoNotFitIsDropped(t *testing.T) {
+	s := NewStore(Config{Budget: 1000})
+	tap := s.Tap("t", TapOptions{Capture: true})
+	record(t, tap, 0)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Big", strings.Repeat("x", 2000))
+	tap.Handler(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+	if n, used := len(s.List(0, "")), s.Used(); n != 0 || s.Len() != 0 || used != 0 {
+		t.Errorf("%d exchanges kept (Len %d) in %d bytes", n, s.Len(), used)
+	}
+	record(t, tap, 0) // and the store goes on
 }
