@@ -360,7 +360,7 @@ func (h *harness) loopback(rep *report) {
 	// The inspector's capture, against the same tunnel without it.
 	for i, s := range h.systems {
 		if agents[i].inspected.agent != nil {
-			rep.add(inspectorCost(s, agents[i].http, agents[i].host, agents[i].inspected, d, h.opts.inspectorFill, max(rounds, 7)))
+			rep.add(inspectorCost(s, agents[i].http, agents[i].host, agents[i].inspected, max((d/2).Truncate(time.Second), time.Second), h.opts.inspectorFill, 4*rounds))
 		}
 	}
 

@@ -39,10 +39,13 @@ func (in inspected) status() (storeStatus, error) {
 // with 50 connections through the agent that captures every exchange,
 // against the same tunnel through the agent without an inspector. Its
 // store is filled first (for at most fill), as a while of traffic fills
-// it, so that eviction runs too. Then come pairs of runs, the order swapped from pair to pair:
-// requests/s, and each agent's CPU time per request (from /proc), which a
-// loaded machine disturbs less than throughput; medians, with the range
-// of the pairs' ratios. Last, both agents' resident memory.
+// it, so that eviction runs too. Then come pairs of runs of d (whole
+// seconds, as wrk takes them), the order swapped from pair to pair, so
+// that the two runs of a pair see the same load from the rest of the
+// machine: requests/s, and each agent's CPU time per request (from
+// /proc), which other load disturbs less than throughput. Each figure is
+// the median of the pairs' ratios, with their range. Last, both agents'
+// resident memory.
 func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill time.Duration, pairs int) *notes {
 	n := &notes{title: "The inspector on loopback, " + s.name}
 	url := "http://" + s.httpAddr + "/hello"
@@ -74,35 +77,37 @@ func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill t
 			onRuns, offRuns = append(onRuns, measure(on.agent, on.host)), append(offRuns, measure(off, offHost))
 		}
 	}
-	field := func(rs []run, f func(run) float64) []float64 {
-		var out []float64
-		for _, r := range rs {
-			out = append(out, f(r))
+	ratios := func(f func(run) float64) (mid, lo, hi float64) {
+		var rs []float64
+		for i := range offRuns {
+			rs = append(rs, f(onRuns[i])/f(offRuns[i]))
 		}
-		return out
+		return median(rs), slices.Min(rs), slices.Max(rs)
+	}
+	sides := func(f func(run) float64) (on, off float64) {
+		var a, b []float64
+		for i := range offRuns {
+			a, b = append(a, f(onRuns[i])), append(b, f(offRuns[i]))
+		}
+		return median(a), median(b)
 	}
 	rps := func(r run) float64 { return r.rps }
 	cpu := func(r run) float64 { return r.cpu }
-	spread := func(f func(run) float64) string {
-		var ratios []float64
-		for i := range offRuns {
-			ratios = append(ratios, f(onRuns[i])/f(offRuns[i]))
-		}
-		return fmt.Sprintf("%.2f–%.2f ×", slices.Min(ratios), slices.Max(ratios))
-	}
-	offRPS, onRPS := median(field(offRuns, rps)), median(field(onRuns, rps))
-	n.add(fmt.Sprintf("HTTP /hello, 50 connections: requests/s, inspector on vs off (%d pairs, store %.0f %% full)", pairs, 100*full),
-		fmt.Sprintf("%.0f/s vs %.0f/s: %.2f × (pairs %s)", onRPS, offRPS, onRPS/offRPS, spread(rps)),
-		fmt.Sprintf("≥ 0.90 × (%s)", verdict(onRPS >= 0.9*offRPS)))
-	offCPU, onCPU := median(field(offRuns, cpu)), median(field(onRuns, cpu))
+	ratio, lo, hi := ratios(rps)
+	onRPS, offRPS := sides(rps)
+	n.add(fmt.Sprintf("HTTP /hello, 50 connections: requests/s, inspector on vs off (%d pairs of %v, store %.0f %% full)", pairs, d, 100*full),
+		fmt.Sprintf("%.0f/s vs %.0f/s; pairs %.2f × (%.2f–%.2f ×)", onRPS, offRPS, ratio, lo, hi),
+		fmt.Sprintf("≥ 0.90 × (%s)", verdict(ratio >= 0.9)))
+	ratio, lo, hi = ratios(cpu)
+	onCPU, offCPU := sides(cpu)
 	n.add("Agent CPU time per /hello request, inspector on vs off",
-		fmt.Sprintf("%.0f µs vs %.0f µs: %+.0f %% (pairs %s)", onCPU*1e6, offCPU*1e6, 100*(onCPU/offCPU-1), spread(cpu)),
-		fmt.Sprintf("≤ +10 %% (%s)", verdict(onCPU <= 1.1*offCPU)))
+		fmt.Sprintf("%.0f µs vs %.0f µs; pairs %+.0f %% (%+.0f to %+.0f %%)", onCPU*1e6, offCPU*1e6, 100*(ratio-1), 100*(lo-1), 100*(hi-1)),
+		fmt.Sprintf("≤ +10 %% (%s)", verdict(ratio <= 1.1)))
 	st, err = on.status()
 	check(err)
 	onRSS, offRSS := on.agent.usage().rssKiB, off.usage().rssKiB
 	extra := float64(onRSS-offRSS) * 1024
-	n.add("Agent resident memory, inspector on (store full) vs off",
+	n.add(fmt.Sprintf("Agent resident memory, inspector on (store %.0f %% full) vs off", 100*float64(st.Bytes)/float64(st.Budget)),
 		fmt.Sprintf("%s vs %s: %+.1f MiB for %d exchanges kept in %.1f of %.1f MiB", mib(onRSS), mib(offRSS),
 			extra/(1<<20), st.Requests, float64(st.Bytes)/(1<<20), float64(st.Budget)/(1<<20)),
 		fmt.Sprintf("≤ budget + 10 %% (%s)", verdict(extra <= 1.1*float64(st.Budget))))
