@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,26 @@ func (in inspected) status() (storeStatus, error) {
 	return st.Inspect, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// run is one load run's requests/s and the agent's CPU seconds per request.
+type run struct{ rps, cpu float64 }
+
+func field(rs []run, f func(run) float64) []float64 {
+	var out []float64
+	for _, r := range rs {
+		out = append(out, f(r))
+	}
+	return out
+}
+
+// pairRatios returns the median, least and greatest of on[i]/off[i].
+func pairRatios(on, off []run, f func(run) float64) (mid, lo, hi float64) {
+	var rs []float64
+	for i := range off {
+		rs = append(rs, f(on[i])/f(off[i]))
+	}
+	return median(rs), slices.Min(rs), slices.Max(rs)
+}
+
 // inspectorCost measures what the inspector costs on one system: /hello
 // with 50 connections through the agent that captures every exchange,
 // against the same tunnel through the agent without an inspector. Its
@@ -42,10 +63,11 @@ func (in inspected) status() (storeStatus, error) {
 // it, so that eviction runs too. Then come pairs of runs of d (whole
 // seconds, as wrk takes them), the order swapped from pair to pair, so
 // that the two runs of a pair see the same load from the rest of the
-// machine: requests/s, and each agent's CPU time per request (from
-// /proc), which other load disturbs less than throughput. Each figure is
-// the median of the pairs' ratios, with their range. Last, both agents'
-// resident memory.
+// machine; then as many pairs run at the same time, which see the same
+// machine at every moment. Both give requests/s, and each agent's CPU
+// time per request (from /proc), which other load disturbs less than
+// throughput; each figure is the median of the pairs' ratios, with their
+// range. Last, both agents' resident memory.
 func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill time.Duration, pairs int) *notes {
 	n := &notes{title: "The inspector on loopback, " + s.name}
 	url := "http://" + s.httpAddr + "/hello"
@@ -63,13 +85,15 @@ func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill t
 	st, err := on.status()
 	check(err)
 	full := float64(st.Bytes) / float64(st.Budget)
-	type run struct{ rps, cpu float64 } // cpu: seconds per request
 	measure := func(p *proc, host string) run {
 		before := p.usage().cpu
 		r := must(retry(func() (httpResult, error) { return httpLoad(url, host, 50, d) }))
 		return run{r.rps, (p.usage().cpu - before).Seconds() / (r.rps * d.Seconds())}
 	}
-	var offRuns, onRuns []run
+	// Pairs of runs one after the other, then pairs of runs at the same
+	// time (each agent with its own 50 connections), which see the same
+	// machine at every moment.
+	var offRuns, onRuns, offBoth, onBoth []run
 	for i := range pairs {
 		if i%2 == 0 {
 			offRuns, onRuns = append(offRuns, measure(off, offHost)), append(onRuns, measure(on.agent, on.host))
@@ -77,32 +101,30 @@ func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill t
 			onRuns, offRuns = append(onRuns, measure(on.agent, on.host)), append(offRuns, measure(off, offHost))
 		}
 	}
-	ratios := func(f func(run) float64) (mid, lo, hi float64) {
-		var rs []float64
-		for i := range offRuns {
-			rs = append(rs, f(onRuns[i])/f(offRuns[i]))
-		}
-		return median(rs), slices.Min(rs), slices.Max(rs)
-	}
-	sides := func(f func(run) float64) (on, off float64) {
-		var a, b []float64
-		for i := range offRuns {
-			a, b = append(a, f(onRuns[i])), append(b, f(offRuns[i]))
-		}
-		return median(a), median(b)
+	for range pairs {
+		var wg sync.WaitGroup
+		var a, b run
+		wg.Go(func() { a = measure(on.agent, on.host) })
+		wg.Go(func() { b = measure(off, offHost) })
+		wg.Wait()
+		onBoth, offBoth = append(onBoth, a), append(offBoth, b)
 	}
 	rps := func(r run) float64 { return r.rps }
 	cpu := func(r run) float64 { return r.cpu }
-	ratio, lo, hi := ratios(rps)
-	onRPS, offRPS := sides(rps)
-	n.add(fmt.Sprintf("HTTP /hello, 50 connections: requests/s, inspector on vs off (%d pairs of %v, store %.0f %% full)", pairs, d, 100*full),
-		fmt.Sprintf("%.0f/s vs %.0f/s; pairs %.2f × (%.2f–%.2f ×)", onRPS, offRPS, ratio, lo, hi),
-		fmt.Sprintf("≥ 0.90 × (%s)", verdict(ratio >= 0.9)))
-	ratio, lo, hi = ratios(cpu)
-	onCPU, offCPU := sides(cpu)
-	n.add("Agent CPU time per /hello request, inspector on vs off",
-		fmt.Sprintf("%.0f µs vs %.0f µs; pairs %+.0f %% (%+.0f to %+.0f %%)", onCPU*1e6, offCPU*1e6, 100*(ratio-1), 100*(lo-1), 100*(hi-1)),
-		fmt.Sprintf("≤ +10 %% (%s)", verdict(ratio <= 1.1)))
+	for _, c := range []struct {
+		how     string
+		on, off []run
+	}{{"one after the other", onRuns, offRuns}, {"both at once", onBoth, offBoth}} {
+		ratio, lo, hi := pairRatios(c.on, c.off, rps)
+		n.add(fmt.Sprintf("HTTP /hello, 50 connections: requests/s, inspector on vs off, %d pairs of %v %s (store %.0f %% full)", pairs, d, c.how, 100*full),
+			fmt.Sprintf("%.0f/s vs %.0f/s; pairs %.2f × (%.2f–%.2f ×)", median(field(c.on, rps)), median(field(c.off, rps)), ratio, lo, hi),
+			fmt.Sprintf("≥ 0.90 × (%s)", verdict(ratio >= 0.9)))
+		ratio, lo, hi = pairRatios(c.on, c.off, cpu)
+		n.add("Agent CPU time per /hello request, inspector on vs off, "+c.how,
+			fmt.Sprintf("%.0f µs vs %.0f µs; pairs %+.0f %% (%+.0f to %+.0f %%)", 1e6*median(field(c.on, cpu)), 1e6*median(field(c.off, cpu)),
+				100*(ratio-1), 100*(lo-1), 100*(hi-1)),
+			fmt.Sprintf("≤ +10 %% (%s)", verdict(ratio <= 1.1)))
+	}
 	st, err = on.status()
 	check(err)
 	onRSS, offRSS := on.agent.usage().rssKiB, off.usage().rssKiB
