@@ -134,8 +134,8 @@ func (t *Tap) capture(c *capture, w http.ResponseWriter, r *http.Request, next h
 	m.size = uint32(len(e))
 	m.put(e)
 	c.entry = e
-	seq := t.store.begin(e)
-	defer t.finish(c, seq, w, r, body, start) // also if the handler panics, as ReverseProxy does when the client goes away
+	f := t.store.begin(e)
+	defer t.finish(c, f, w, r, body, start) // also if the handler panics, as ReverseProxy does when the client goes away
 
 	rec := &c.rec
 	rec.capture, rec.proto, rec.keys, rec.body.max = true, r.Proto, c.keys, bodyCap
@@ -143,7 +143,7 @@ func (t *Tap) capture(c *capture, w http.ResponseWriter, r *http.Request, next h
 }
 
 // finish keeps the whole exchange once the handler has returned.
-func (t *Tap) finish(c *capture, seq uint64, w http.ResponseWriter, r *http.Request, body *teeBody, start time.Time) {
+func (t *Tap) finish(c *capture, f flight, w http.ResponseWriter, r *http.Request, body *teeBody, start time.Time) {
 	m, rec := &c.meta, &c.rec
 	c.keys = rec.keys
 	m.duration = int64(time.Since(start))
@@ -188,7 +188,7 @@ func (t *Tap) finish(c *capture, seq uint64, w http.ResponseWriter, r *http.Requ
 		partRespTrailer: c.trailers[reqTrailers:],
 	}
 	t.fit(m, &parts)
-	t.store.finish(seq, m, parts[:])
+	t.store.finish(f, m, parts[:])
 }
 
 // The parts of a finished entry after its header, as finish hands them

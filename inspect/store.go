@@ -47,20 +47,22 @@ type Store struct {
 	offHeap bool   // the region is outside the Go heap
 
 	mu          sync.Mutex
-	index       []byte            // slots of 4 bytes: where exchange seq%slots is (a ring offset, or slotPending)
-	slots       uint64            // len(index) / 4
-	ring        []byte            // finished entries, back to back, 8-byte aligned
-	first, next uint64            // the exchanges kept have sequence numbers in [first, next)
-	head, tail  uint64            // ring positions, ever growing: the oldest entry, and the end of the newest
-	pending     map[uint64][]byte // entries of exchanges in flight, each owned by its capture
-	tunnels     []string          // tunnel labels, by the index entries hold
+	index       []byte   // slots of 4 bytes: where exchange seq%slots is (a ring offset, or slotInFlight and a place)
+	slots       uint64   // len(index) / 4
+	ring        []byte   // finished entries, back to back, 8-byte aligned
+	first, next uint64   // the exchanges kept have sequence numbers in [first, next)
+	head, tail  uint64   // ring positions, ever growing: the oldest entry, and the end of the newest
+	inFlight    [][]byte // entries of exchanges in flight, each owned by its capture; nil where free
+	free        []uint32 // places free in inFlight
+	tunnels     []string // tunnel labels, by the index entries hold
 	tunnelIDs   map[string]uint32
 	subs        map[*subscriber]struct{}
 }
 
-// slotPending is the index slot of an exchange in flight, whose entry is
-// in Store.pending.
-const slotPending = math.MaxUint32
+// slotInFlight marks the index slot of an exchange in flight: the other
+// bits are its entry's place in Store.inFlight. (Ring offsets are below
+// MaxBudget, so below this bit.)
+const slotInFlight = 1 << 31
 
 // minEntry is about the size of the smallest entry (a header and the
 // shortest request line), so an index of one slot per minEntry bytes of
@@ -91,7 +93,6 @@ func NewStore(cfg Config) *Store {
 		ring:      region[ringStart : ringStart+ringLen : ringStart+ringLen],
 		first:     1,
 		next:      1,
-		pending:   map[uint64][]byte{},
 		tunnelIDs: map[string]uint32{},
 		subs:      map[*subscriber]struct{}{},
 	}
@@ -165,17 +166,23 @@ func (s *Store) setSlot(seq uint64, v uint32) {
 // held. They stay valid only while s.mu is held.
 func (s *Store) entry(seq uint64) []byte {
 	v := s.slot(seq)
-	if v == slotPending {
-		return s.pending[seq]
+	if v&slotInFlight != 0 {
+		return s.inFlight[v&^slotInFlight]
 	}
 	e := s.ring[v:]
 	return e[:le.Uint32(e[offSize:])]
 }
 
-// begin keeps the entry of a request whose response is pending and
-// returns its sequence number. The entry stays the caller's, who must not
-// change it before calling finish.
-func (s *Store) begin(e []byte) uint64 {
+// flight is an exchange in flight: its sequence number and its entry's
+// place in Store.inFlight.
+type flight struct {
+	seq   uint64
+	place uint32
+}
+
+// begin keeps the entry of a request whose response is pending. The entry
+// stays the caller's, who must not change it before calling finish.
+func (s *Store) begin(e []byte) flight {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq := s.next
@@ -184,19 +191,27 @@ func (s *Store) begin(e []byte) uint64 {
 		s.forget(s.next - s.slots - 1)
 	}
 	le.PutUint64(e[offSeq:], seq)
-	s.pending[seq] = e
-	s.setSlot(seq, slotPending)
+	f := flight{seq: seq, place: uint32(len(s.inFlight))}
+	if n := len(s.free); n > 0 {
+		f.place, s.free = s.free[n-1], s.free[:n-1]
+		s.inFlight[f.place] = e
+	} else {
+		s.inFlight = append(s.inFlight, e)
+	}
+	s.setSlot(seq, slotInFlight|f.place)
 	s.publish(EventRequest, seq)
-	return seq
+	return f
 }
 
-// finish replaces the pending entry of exchange seq with its finished
-// one, made of m's header and the parts (which m's ends describe), if the
+// finish replaces the pending entry of an exchange with its finished one,
+// made of m's header and the parts (which m's ends describe), if the
 // exchange is still kept. The pending entry is the caller's again.
-func (s *Store) finish(seq uint64, m *meta, parts [][]byte) {
+func (s *Store) finish(f flight, m *meta, parts [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.pending, seq)
+	s.inFlight[f.place] = nil
+	s.free = append(s.free, f.place)
+	seq := f.seq
 	if seq < s.first {
 		return // dropped or cleared meanwhile
 	}
