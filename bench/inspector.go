@@ -59,32 +59,42 @@ func pairRatios(on, off []run, f func(run) float64) (mid, lo, hi float64) {
 // inspectorCost measures what the inspector costs on one system: /hello
 // with 50 connections through the agent that captures every exchange,
 // against the same tunnel through the agent without an inspector. Its
-// store is filled first (for at most fill), as a while of traffic fills
-// it, so that eviction runs too. Then come pairs of runs of d (whole
-// seconds, as wrk takes them), the order swapped from pair to pair, so
-// that the two runs of a pair see the same load from the rest of the
-// machine; then as many pairs run at the same time, which see the same
-// machine at every moment. Both give requests/s, and each agent's CPU
-// time per request (from /proc), which other load disturbs less than
-// throughput; each figure is the median of the pairs' ratios, with their
-// range. Last, both agents' resident memory.
+// store is filled first and turned over once (with load for at most
+// fill), as a while of traffic does, so that eviction runs too. Then come
+// pairs of runs of d (whole seconds, as wrk takes them), the order swapped
+// from pair to pair, so that the two runs of a pair see the same load from
+// the rest of the machine; then as many pairs run at the same time, which
+// see the same machine at every moment. Both give requests/s, and each
+// agent's CPU time per request (from /proc), which other load disturbs
+// less than throughput; each figure is the median of the pairs' ratios,
+// with their range. Last, both agents' resident memory.
 func inspectorCost(s *system, off *proc, offHost string, on inspected, d, fill time.Duration, pairs int) *notes {
 	n := &notes{title: "The inspector on loopback, " + s.name}
 	url := "http://" + s.httpAddr + "/hello"
+	// Fill the store to 90 % of its budget, then send as many requests
+	// again as it holds then, so that it has turned over at least once
+	// (its memory is all touched) and evicts as it goes.
 	fillStart := time.Now()
-	for {
+	var sent, turn float64
+	for time.Since(fillStart) < fill {
 		st, err := on.status()
 		check(err)
-		if st.Bytes >= st.Budget*9/10 || time.Since(fillStart) >= fill {
-			log.Printf("%s: inspector store holds %d exchanges in %d of %d bytes after %v of load",
-				s.name, st.Requests, st.Bytes, st.Budget, time.Since(fillStart).Round(time.Second))
+		if turn == 0 && st.Bytes >= st.Budget*9/10 {
+			turn = float64(st.Requests)
+		}
+		if turn > 0 && sent >= turn {
 			break
 		}
-		must(retry(func() (httpResult, error) { return httpLoad(url, on.host, 50, d) }))
+		r := must(retry(func() (httpResult, error) { return httpLoad(url, on.host, 50, d) }))
+		if turn > 0 {
+			sent += r.rps * d.Seconds()
+		}
 	}
 	st, err := on.status()
 	check(err)
 	full := float64(st.Bytes) / float64(st.Budget)
+	log.Printf("%s: inspector store holds %d exchanges in %d of %d bytes after %v of load",
+		s.name, st.Requests, st.Bytes, st.Budget, time.Since(fillStart).Round(time.Second))
 	measure := func(p *proc, host string) run {
 		before := p.usage().cpu
 		r := must(retry(func() (httpResult, error) { return httpLoad(url, host, 50, d) }))

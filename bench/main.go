@@ -58,7 +58,7 @@ func main() {
 	flag.DurationVar(&o.stallFor, "stall-time", 10*time.Second, "how long the stalled readers run before the relay is measured")
 	flag.Var((*listFlag)(&o.relayFlags), "relay-flag", "extra flag for the relay under test (repeatable), e.g. -relay-flag=--stream-window=8MiB")
 	flag.Var((*listFlag)(&o.agentFlags), "agent-flag", "extra flag for the agents under test (repeatable)")
-	flag.DurationVar(&o.inspectorFill, "inspector-fill", 3*time.Minute, "longest load that fills the inspector's store before its cost is measured (0: measure it empty)")
+	flag.DurationVar(&o.inspectorFill, "inspector-fill", 3*time.Minute, "longest load that fills and turns over the inspector's store before its cost is measured (0: measure it empty)")
 	flag.StringVar(&o.baseline, "baseline", "", "also measure porthole as built from this git revision, on loopback")
 	flag.BoolVar(&goLoad, "go-load", false, "use the Go load generators even where wrk and iperf3 are installed")
 	out := flag.String("out", "", "also write the report to this Markdown file")
