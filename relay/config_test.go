@@ -49,7 +49,7 @@ func TestParseTokens(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	toks := newTokenSet([]Token{{Secret: "one"}, {Secret: "two"}})
+	toks, _ := newTokenSet([]Token{{Secret: "one"}, {Secret: "two"}})
 	for secret, want := range map[string]identity{"one": 0, "two": 1} {
 		if id, ok := toks.authenticate(secret); !ok || id != want {
 			t.Errorf("authenticate(%q) = %v, %v", secret, id, ok)
@@ -60,7 +60,8 @@ func TestAuthenticate(t *testing.T) {
 			t.Errorf("authenticate(%q) accepted", bad)
 		}
 	}
-	if id, ok := newTokenSet(nil).authenticate("anything"); !ok || id != anonymous {
+	open, _ := newTokenSet(nil)
+	if id, ok := open.authenticate("anything"); !ok || id != anonymous {
 		t.Errorf("open relay: %v %v", id, ok)
 	}
 }
@@ -80,6 +81,12 @@ func TestValidateRejects(t *testing.T) {
 		{"Tokens", func(c *Config) { c.Tokens = []Token{{Secret: "a", Names: []string{"Bad_Name"}}} }},
 		{"Tokens", func(c *Config) { c.Tokens = []Token{{Secret: strings.Repeat("x", 2000)}} }},
 		{"Tokens", func(c *Config) { c.Tokens = nil }},
+		{"Tokens", func(c *Config) {
+			c.Tokens = []Token{{Secret: "a"}, {Secret: "b"}, {Secret: "a", Names: []string{"app"}}}
+		}},
+		{"Tokens", func(c *Config) {
+			c.Tokens = []Token{{Secret: "a", Names: []string{"app"}}, {Secret: "b", Names: []string{"web", "app"}}}
+		}},
 		{"NoAuth", func(c *Config) { c.NoAuth = true }},
 		{"NoAuth", func(c *Config) { c.Tokens, c.NoAuth, c.AgentAddr = nil, true, "0.0.0.0:7835" }},
 		{"NoAuth", func(c *Config) { c.Tokens, c.NoAuth, c.HTTPSAddr = nil, true, ":443" }},

@@ -30,21 +30,15 @@ type hold struct {
 	until time.Time
 }
 
-func newRegistry(tokens []Token, grace time.Duration) *registry {
-	r := &registry{
+func newRegistry(static map[string]identity, grace time.Duration) *registry {
+	return &registry{
 		grace:    grace,
 		names:    map[string]*binding{},
 		ports:    map[int]*binding{},
 		held:     map[string]hold{},
 		heldPort: map[int]hold{},
-		static:   map[string]identity{},
+		static:   static,
 	}
-	for i, t := range tokens {
-		for _, n := range t.Names {
-			r.static[n] = identity(i)
-		}
-	}
-	return r
 }
 
 // setStatic replaces the names reserved in the tokens file, by owner.

@@ -68,11 +68,12 @@ func New(cfg Config) (*Server, error) {
 	if h, _, _ := net.SplitHostPort(cfg.AgentAddr); h != "" && !net.ParseIP(h).IsUnspecified() {
 		hosts = append(hosts, h)
 	}
+	tokens, static := newTokenSet(cfg.Tokens)
 	s := &Server{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		reg:        newRegistry(cfg.Tokens, cfg.NameGrace),
-		tokens:     newTokenSet(cfg.Tokens),
+		reg:        newRegistry(static, cfg.NameGrace),
+		tokens:     tokens,
 		handshakes: newHandshakes(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 		unrouted:   newClientConns(cfg.UnroutedConnsPerIP),
 		authFails:  newAuthFailures(),

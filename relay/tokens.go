@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"porthole/wire"
@@ -21,12 +22,12 @@ type tokenSet struct {
 	next   identity
 }
 
-// newTokenSet numbers the first tokens 0..n-1, as newRegistry does for
-// their reserved names.
-func newTokenSet(tokens []Token) *tokenSet {
+// newTokenSet numbers the first tokens 0..n-1 and returns the names they
+// reserve, by owner, for the registry.
+func newTokenSet(tokens []Token) (*tokenSet, map[string]identity) {
 	ts := &tokenSet{known: map[string]identity{}}
-	ts.replace(tokens)
-	return ts
+	_, _, static := ts.replace(tokens)
+	return ts, static
 }
 
 // authenticate finds the token in constant time with respect to its value.
@@ -127,7 +128,10 @@ func (s *Server) ReloadTokens(tokens []Token) (ReloadResult, error) {
 
 // validateTokens checks each token and its reserved names. Errors never
 // include a token.
+// A secret may appear once, and a name may be reserved by one token only.
 func validateTokens(tokens []Token, domain string) error {
+	secrets := map[string]int{}
+	owners := map[string]int{}
 	for i, t := range tokens {
 		if t.Secret == "" {
 			return fieldErr("Tokens", "token %d is empty", i+1)
@@ -135,10 +139,18 @@ func validateTokens(tokens []Token, domain string) error {
 		if len(t.Secret) > wire.MaxToken {
 			return fieldErr("Tokens", "token %d is longer than %d bytes", i+1, wire.MaxToken)
 		}
+		if j, ok := secrets[t.Secret]; ok {
+			return fieldErr("Tokens", "token %d repeats token %d: list a token once, with all its names", i+1, j+1)
+		}
+		secrets[t.Secret] = i
 		for _, n := range t.Names {
 			if err := checkReservedName(n, domain); err != nil {
 				return &ConfigError{Field: "Tokens", Err: fmt.Errorf("token %d: %w", i+1, err)}
 			}
+			if j, ok := owners[strings.ToLower(n)]; ok && j != i {
+				return fieldErr("Tokens", "token %d reserves %q, which token %d reserves", i+1, n, j+1)
+			}
+			owners[strings.ToLower(n)] = i
 		}
 	}
 	return nil

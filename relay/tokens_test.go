@@ -9,8 +9,11 @@ import (
 // reloads whatever its line, a new token gets a new one, and a removed
 // token's identity is reported and never reused.
 func TestTokenIdentitiesSurviveReloads(t *testing.T) {
-	ts := newTokenSet([]Token{{Secret: "a", Names: []string{"app"}}, {Secret: "b"}})
+	ts, first := newTokenSet([]Token{{Secret: "a", Names: []string{"app"}}, {Secret: "b"}})
 	a, _ := ts.authenticate("a")
+	if want := map[string]identity{"app": a}; !maps.Equal(first, want) {
+		t.Errorf("first reserved names %v, want %v", first, want)
+	}
 	b, _ := ts.authenticate("b")
 
 	removed, added, static := ts.replace([]Token{{Secret: "c"}, {Secret: "b", Names: []string{"app", "web"}}})
