@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -156,6 +157,45 @@ func TestInspectorInABrowser(t *testing.T) {
 	checkNotBlank(t, shot)
 	if dir := os.Getenv("PORTHOLE_SCREENSHOT_DIR"); dir != "" {
 		os.WriteFile(filepath.Join(dir, "inspector.png"), shot, 0o644)
+	}
+}
+
+// TestInspectorShowsFormParts: a multipart form's fields show as a table of
+// names and values, and a file part as its name, type and size, not as the
+// body's bytes.
+func TestInspectorShowsFormParts(t *testing.T) {
+	ctx := browser(t)
+	up, upstream := recordingUpstream(t)
+	in := startInspected(t, inspect.DefaultConfig(), httpTunnel(up.URL))
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	mw.WriteField("title", "Green tea")
+	fw, _ := mw.CreateFormFile("photo", "leaf.png")
+	fw.Write(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 1000)...))
+	mw.Close()
+	resp, err := tt.Client(in.srv).Post(tt.URL(t, in.state, "http")+"/upload", mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	next(t, upstream)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(in.api.URL()),
+		chromedp.Click(`#requests li[data-id]`),
+		chromedp.WaitVisible(`#d-request table.kv:last-of-type`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	table, err := chromedp.Run(ctx, chromedp.Text(`#d-request table.kv:last-of-type`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"title", "Green tea", "photo", `file "leaf.png", application/octet-stream, 1008 bytes`} {
+		if !strings.Contains(table, want) {
+			t.Errorf("form parts shown as %q, want %q in them", table, want)
+		}
 	}
 }
 

@@ -228,6 +228,55 @@ function jsonView(text) {
   return [pre];
 }
 
+// indexOf finds needle in bytes from position from, or returns -1.
+function indexOf(bytes, needle, from) {
+  outer: for (let i = from; i <= bytes.length - needle.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (bytes[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+// multipartParts splits a multipart body at its boundary into parts, each
+// with its field name, file name (undefined for a plain field), type and
+// bytes. A part cut off by the body cap is left out. It returns null
+// without a boundary.
+function multipartParts(bytes, type) {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
+  if (!m) return null;
+  const enc = new TextEncoder();
+  const first = enc.encode("--" + (m[1] || m[2]));
+  const delim = enc.encode("\r\n--" + (m[1] || m[2]));
+  const blank = enc.encode("\r\n\r\n");
+  let at = indexOf(bytes, first, 0);
+  if (at < 0) return null;
+  at += first.length;
+  const parts = [];
+  for (;;) {
+    const end = indexOf(bytes, delim, at);
+    if (end < 0) break;
+    const part = bytes.subarray(at + 2, end); // after the CRLF that ends the boundary line
+    at = end + delim.length;
+    const sep = indexOf(part, blank, 0);
+    const head = new TextDecoder().decode(sep < 0 ? part : part.subarray(0, sep));
+    const disposition = /content-disposition:[^\r\n]*/i.exec(head)?.[0] || "";
+    parts.push({
+      name: /\bname="([^"]*)"/i.exec(disposition)?.[1] ?? "",
+      filename: /\bfilename="([^"]*)"/i.exec(disposition)?.[1],
+      type: /content-type:\s*([^\r\n]*)/i.exec(head)?.[1] || "",
+      body: sep < 0 ? new Uint8Array() : part.subarray(sep + 4),
+    });
+  }
+  return parts;
+}
+
+// partRow shows a form field's text, or what a file or binary part is.
+function partRow(p) {
+  if (p.filename === undefined && isText(p.body)) return [p.name, new TextDecoder().decode(p.body)];
+  const what = p.filename === undefined ? "binary" : "file " + JSON.stringify(p.filename);
+  return [p.name, [what, p.type, p.body.length + " bytes"].filter(Boolean).join(", ")];
+}
+
 function isText(bytes) {
   try { new TextDecoder("utf-8", { fatal: true }).decode(bytes); return true; } catch (e) { return false; }
 }
@@ -248,6 +297,14 @@ async function bodyView(msg, raw) {
     const url = URL.createObjectURL(new Blob([bytes], { type }));
     out.push(el("img", { class: "body", src: url, alt: "image body" }));
     return out;
+  }
+  if (type.startsWith("multipart/form-data")) {
+    const parts = multipartParts(bytes, type);
+    if (parts && parts.length) {
+      out.push(kvTable(parts.map(partRow)));
+      if (msg.truncated) out.push(el("p", { class: "note", text: "Parts beyond the kept bytes are not shown." }));
+      return out;
+    }
   }
   if (!isText(bytes)) { out.push(hexDump(bytes)); return out; }
   const text = new TextDecoder().decode(bytes);
