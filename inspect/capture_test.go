@@ -3,6 +3,8 @@ package inspect
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -174,8 +176,13 @@ func TestUpgradedConnectionsPassThrough(t *testing.T) {
 	}
 	conn.Close()
 	waitDone(t, s)
-	if x := s.List(0, "")[0]; !x.Upgraded || x.Status != 101 {
+	x := s.List(0, "")[0]
+	if !x.Upgraded || x.Status != 101 {
 		t.Errorf("exchange: upgraded %v status %d", x.Upgraded, x.Status)
+	}
+	// Its traffic was not captured, so it cannot be sent again.
+	if _, err := x.ReplayRequest(context.Background(), Changes{}); !errors.Is(err, ErrNotReplayable) {
+		t.Errorf("replaying an upgraded exchange: %v, want ErrNotReplayable", err)
 	}
 }
 

@@ -100,6 +100,9 @@ type Changes struct {
 // for the tunnel's own upstream. The request is marked so that the capture
 // middleware records it as a replay of x.
 func (x *Exchange) ReplayRequest(ctx context.Context, c Changes) (*http.Request, error) {
+	if x.Upgraded {
+		return nil, fmt.Errorf("%w: it switched protocols (WebSocket), and what followed was not captured", ErrNotReplayable)
+	}
 	if x.Request.Truncated && c.Body == nil {
 		return nil, fmt.Errorf("%w: its body was larger than the capture limit", ErrNotReplayable)
 	}
