@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"porthole/internal/selfsigned"
+	"porthole/wire"
 )
 
 // loadOrCreateCert returns the configured certificate, or the self-signed
@@ -52,5 +53,50 @@ func (s *Server) serverTLS(minVersion uint16, protos ...string) *tls.Config {
 	if s.acme != nil {
 		return s.acme.tlsConfig(minVersion, protos...)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: minVersion, NextProtos: protos}
+	return &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &s.cert.Load().cert, nil },
+		MinVersion:     minVersion,
+		NextProtos:     protos,
+	}
+}
+
+// servingCert is the certificate the relay serves without ACME, and its
+// fingerprint; ReloadCertificate replaces it whole.
+type servingCert struct {
+	cert        tls.Certificate
+	fingerprint string
+}
+
+func newServingCert(cert tls.Certificate) *servingCert {
+	return &servingCert{cert: cert, fingerprint: wire.Fingerprint(cert.Certificate[0])}
+}
+
+// Errors of ReloadCertificate for a relay with no certificate files.
+var (
+	ErrReloadACME       = errors.New("the relay's certificates come from ACME and renew themselves")
+	ErrReloadSelfSigned = errors.New("the relay serves its self-signed certificate: there are no certificate files to reload")
+)
+
+// ReloadCertificate reads Config.TLSCertFile and TLSKeyFile again (after a
+// renewal) and serves the new certificate on new connections; connections
+// already open keep theirs. A pair that does not load changes nothing. It
+// returns the new certificate's fingerprint: agents that pin the old one
+// need the new one.
+func (s *Server) ReloadCertificate() (fingerprint string, err error) {
+	switch {
+	case s.acme != nil:
+		return "", ErrReloadACME
+	case s.cfg.TLSCertFile == "":
+		return "", ErrReloadSelfSigned
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("TLS certificate: %w", err)
+	}
+	c := newServingCert(cert)
+	old := s.cert.Swap(c)
+	if old.fingerprint != c.fingerprint {
+		s.log.Info("certificate reloaded", "fingerprint", c.fingerprint, "was", old.fingerprint)
+	}
+	return c.fingerprint, nil
 }

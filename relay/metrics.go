@@ -262,7 +262,7 @@ func (s *Server) certificateExpiry() map[string]time.Time {
 		}
 		return out
 	}
-	if leaf, err := x509.ParseCertificate(s.cert.Certificate[0]); err == nil {
+	if leaf, err := x509.ParseCertificate(s.cert.Load().cert.Certificate[0]); err == nil {
 		out[s.cfg.Domain] = leaf.NotAfter
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"porthole/internal/group"
@@ -18,16 +19,15 @@ import (
 
 // Server is a relay.
 type Server struct {
-	cfg         Config
-	log         *slog.Logger
-	cert        tls.Certificate // unless acme
-	fingerprint string
-	acme        *acmeManager // certificates from an ACME CA, or nil
-	metrics     *relayMetrics
-	adminLn     net.Listener
-	adminSrv    *http.Server
-	reg         *registry
-	tcpHost     string
+	cfg      Config
+	log      *slog.Logger
+	cert     atomic.Pointer[servingCert] // unless acme
+	acme     *acmeManager                // certificates from an ACME CA, or nil
+	metrics  *relayMetrics
+	adminLn  net.Listener
+	adminSrv *http.Server
+	reg      *registry
+	tcpHost  string
 
 	agentLn, httpLn, httpsLn net.Listener
 	httpSrv, httpsSrv        *http.Server
@@ -87,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.cert, s.fingerprint = cert, wire.Fingerprint(cert.Certificate[0])
+		s.cert.Store(newServingCert(cert))
 	}
 	return s, nil
 }
@@ -95,7 +95,12 @@ func New(cfg Config) (*Server, error) {
 // Fingerprint is the SHA-256 fingerprint of the relay's certificate, for
 // agents to pin. It is empty with ACME, whose certificates agents trust by
 // the system roots (and which change at every renewal).
-func (s *Server) Fingerprint() string { return s.fingerprint }
+func (s *Server) Fingerprint() string {
+	if c := s.cert.Load(); c != nil {
+		return c.fingerprint
+	}
+	return ""
+}
 
 // AgentAddr is the agent listener's address, once started.
 func (s *Server) AgentAddr() string { return addrString(s.agentLn) }
@@ -174,7 +179,7 @@ func (s *Server) Start() error {
 	}
 	s.loops.Go(func() { s.acceptLoop(s.agentLn, "agent", s.admitAgent) })
 	s.log.Info("relay started", "agents", s.AgentAddr(), "http", s.HTTPAddr(), "https", s.HTTPSAddr(), "admin", s.AdminAddr(),
-		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.fingerprint, "acme", s.acme != nil)
+		"domain", s.cfg.Domain, "tcp_ports", s.cfg.TCPPorts.String(), "fingerprint", s.Fingerprint(), "acme", s.acme != nil)
 	if s.cfg.NoAuth {
 		s.log.Warn("authentication is off: any agent that can reach the relay's loopback address may open tunnels")
 	}

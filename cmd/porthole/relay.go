@@ -160,7 +160,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	for running := true; running; {
 		select {
 		case <-hup:
-			reloadTokens(srv, *tokensFile, stdout, cfg.Logger)
+			reload(srv, *tokensFile, cfg.TLSCertFile != "", stdout, cfg.Logger)
 		case <-ctx.Done():
 			running = false
 		}
@@ -172,13 +172,36 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// reloadTokens re-reads the tokens file on SIGHUP. A file that cannot be
-// read or is invalid changes nothing; the relay keeps its tokens.
-func reloadTokens(srv *relay.Server, path string, stdout io.Writer, log *slog.Logger) {
-	if path == "" {
-		log.Warn("SIGHUP: no --tokens-file to reload")
+// reload re-reads, on SIGHUP, the tokens file and the certificate files
+// the relay was started with.
+func reload(srv *relay.Server, tokensFile string, certFiles bool, stdout io.Writer, log *slog.Logger) {
+	if tokensFile == "" && !certFiles {
+		log.Warn("SIGHUP: nothing to reload (no --tokens-file, no --tls-cert)")
 		return
 	}
+	if certFiles {
+		reloadCertificate(srv, stdout, log)
+	}
+	if tokensFile != "" {
+		reloadTokens(srv, tokensFile, stdout, log)
+	}
+}
+
+// reloadCertificate re-reads --tls-cert and --tls-key, as after a renewal.
+// A pair that does not load changes nothing; the relay keeps serving the
+// certificate it has.
+func reloadCertificate(srv *relay.Server, stdout io.Writer, log *slog.Logger) {
+	fp, err := srv.ReloadCertificate()
+	if err != nil {
+		log.Error("SIGHUP: certificate not reloaded", "err", err)
+		return
+	}
+	fmt.Fprintf(stdout, "certificate reloaded: fingerprint %s\n", fp)
+}
+
+// reloadTokens re-reads the tokens file. A file that cannot be read or is
+// invalid changes nothing; the relay keeps its tokens.
+func reloadTokens(srv *relay.Server, path string, stdout io.Writer, log *slog.Logger) {
 	toks, err := relay.ParseTokensFile(path)
 	if err != nil {
 		log.Error("SIGHUP: tokens not reloaded", "err", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"porthole/internal/selfsigned"
+	"porthole/wire"
 )
 
 // TestSIGHUPReloadsTokens runs the built relay with a tokens file and two
@@ -101,4 +106,69 @@ func adminGet(t *testing.T, adminAddr, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestSIGHUPReloadsCertificate runs the built relay with certificate files,
+// replaces them (as a renewal does) and sends SIGHUP: new connections get
+// the new certificate and the relay prints its fingerprint. Files that do
+// not load change nothing.
+func TestSIGHUPReloadsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, tokens := filepath.Join(dir, "relay.crt"), filepath.Join(dir, "relay.key"), filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte("a-token\n"), 0o600)
+	issue := func() string {
+		t.Helper()
+		certPEM, keyPEM, err := selfsigned.Generate("relay", []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(certFile, certPEM, 0o644)
+		os.WriteFile(keyFile, keyPEM, 0o600)
+		cert, _ := tls.X509KeyPair(certPEM, keyPEM)
+		return wire.Fingerprint(cert.Certificate[0])
+	}
+	first := issue()
+	relay := start(t, nil, "relay", "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--state-dir", t.TempDir(), "--tokens-file", tokens, "--tls-cert", certFile, "--tls-key", keyFile)
+	agentAddr := relay.line(t, `^agents: (\S+)$`)[1]
+	if fp := relay.line(t, `^fingerprint: ([0-9a-f]{64})$`)[1]; fp != first {
+		t.Fatalf("relay serves %s, the file holds %s", fp, first)
+	}
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", agentAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{wire.ALPN}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return wire.Fingerprint(c.ConnectionState().PeerCertificates[0].Raw)
+	}
+	if got := served(); got != first {
+		t.Fatalf("served %s before the reload, want %s", got, first)
+	}
+
+	second := issue()
+	relay.cmd.Process.Signal(syscall.SIGHUP)
+	if fp := relay.line(t, `^certificate reloaded: fingerprint ([0-9a-f]{64})$`)[1]; fp != second {
+		t.Errorf("reloaded %s, the file holds %s", fp, second)
+	}
+	if got := served(); got != second {
+		t.Errorf("served %s after the reload, want %s", got, second)
+	}
+
+	// A key that does not match changes nothing. The tokens are reloaded
+	// after the certificate, so their line says the attempt is over.
+	certPEM, _, _ := selfsigned.Generate("relay", []string{"127.0.0.1"}, time.Hour)
+	os.WriteFile(certFile, certPEM, 0o644)
+	relay.cmd.Process.Signal(syscall.SIGHUP)
+	relay.line(t, `^tokens reloaded: `)
+	if got := served(); got != second {
+		t.Errorf("served %s after a failed reload, want %s", got, second)
+	}
+	if code := relay.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("relay exit %d", code)
+	}
+	if !strings.Contains(relay.stderr.String(), "certificate not reloaded") {
+		t.Error("a bad certificate pair was not reported")
+	}
 }
