@@ -35,7 +35,7 @@ func (s *Server) startAdmin() error {
 		io.WriteString(w, "ready\n")
 	})
 	s.adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go s.adminSrv.Serve(ln)
+	s.admin.Go(func() { s.adminSrv.Serve(ln) })
 	return nil
 }
 
@@ -60,4 +60,5 @@ func (s *Server) closeAdmin() {
 	if s.adminSrv != nil {
 		s.adminSrv.Close()
 	}
+	s.admin.Wait()
 }

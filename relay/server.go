@@ -46,6 +46,7 @@ type Server struct {
 	open       map[net.Conn]struct{} // public connections, to force closed
 
 	loops  group.Group // accept loops and the public http.Servers
+	admin  group.Group // the admin listener's http.Server, which outlives the others
 	agents group.Group // agent connections, from handshake to session end
 	public group.Group // public connections being routed or piped
 }
