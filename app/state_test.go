@@ -211,6 +211,64 @@ func TestAppWithoutATrayShowsItsWindow(t *testing.T) {
 	}
 }
 
+// TestClosingTheWindowWithoutATrayQuits: without a tray nothing could
+// bring the window back, so closing it quits Porthole: at once when nothing
+// would be lost, and after asking when the form has unsaved changes. With a
+// tray, closing the window only hides it.
+func TestClosingTheWindowWithoutATrayQuits(t *testing.T) {
+	keyring.MockInit()
+	start := func(newTray func(func(func())) (tray.Tray, error)) *App {
+		a := New(test.NewTempApp(t), Options{
+			Store: &settings.Store{Path: filepath.Join(t.TempDir(), "profiles.json")}, Secrets: settings.NewKeyring(), WebAddr: "false",
+			Tray: newTray,
+		})
+		t.Cleanup(a.Close)
+		a.Start(true)
+		return a
+	}
+	quitting := func(a *App) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.quitting
+	}
+	stopped := func(a *App) {
+		t.Helper()
+		select {
+		case <-a.stop:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Porthole did not stop")
+		}
+	}
+	noTray := func(func(func())) (tray.Tray, error) { return nil, errors.New("no tray here") }
+
+	withTray := start(func(func(func())) (tray.Tray, error) { return &fakeTray{}, nil })
+	withTray.win.close()
+	if quitting(withTray) || withTray.win.confirm != nil {
+		t.Error("with a tray, closing the window quit or asked")
+	}
+
+	a := start(noTray)
+	a.win.form.name.SetText("renamed, not saved")
+	a.win.close()
+	if a.win.confirm == nil || quitting(a) {
+		t.Fatal("closing the window with unsaved changes did not ask first")
+	}
+	a.win.confirm.Dismiss() // Cancel
+	if quitting(a) || a.win.form.name.Text != "renamed, not saved" {
+		t.Fatal("Cancel quit or lost the changes")
+	}
+	a.win.close()
+	a.win.confirm.Confirm() // Quit
+	stopped(a)
+
+	clean := start(noTray)
+	clean.win.close()
+	if clean.win.confirm != nil {
+		t.Error("asked although nothing would be lost")
+	}
+	stopped(clean)
+}
+
 // TestInvalidSavedProfileFailsAtItsFields: a profile edited by hand into
 // something the forwarder refuses fails to start with its problems at the
 // form's fields, and the window keeps rendering.

@@ -135,7 +135,7 @@ func newSettingsWindow(a *App) *settingsWindow {
 	split.Offset = 0.25
 	sw.w.SetContent(split)
 	sw.w.Resize(fyne.NewSize(900, 680))
-	sw.w.SetCloseIntercept(sw.w.Hide) // closing keeps Porthole in the tray
+	sw.w.SetCloseIntercept(sw.close)
 
 	a.mu.Lock()
 	notice := a.notice
@@ -304,6 +304,40 @@ func (sw *settingsWindow) showEmpty() {
 	} else {
 		sw.status.SetText("No profiles to show until Porthole can read its profiles file.")
 	}
+}
+
+// close hides the window: Porthole goes on in the tray, whose menu brings
+// the window back. On a desktop without a tray nothing would, so closing
+// the window quits Porthole instead, after asking if that stops tunnels or
+// loses changes to the form.
+func (sw *settingsWindow) close() {
+	if sw.a.tray != nil {
+		sw.w.Hide()
+		return
+	}
+	running := 0
+	for _, it := range sw.a.items() {
+		if it.Status.Running {
+			running++
+		}
+	}
+	var lose []string
+	switch running {
+	case 0:
+	case 1:
+		lose = append(lose, "stops the tunnel that is running")
+	default:
+		lose = append(lose, fmt.Sprintf("stops the %d tunnels that are running", running))
+	}
+	if sw.form.dirty() {
+		lose = append(lose, "discards the changes to the form")
+	}
+	if len(lose) == 0 {
+		sw.a.Quit()
+		return
+	}
+	sw.ask("Quit Porthole?", "This desktop shows no tray icon, so closing the window quits Porthole. That "+
+		strings.Join(lose, " and ")+".", "Quit", "Cancel", sw.a.Quit, nil)
 }
 
 // leaveFor selects another profile. If the form has changes that are not
