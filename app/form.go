@@ -73,7 +73,7 @@ func newProfileForm(parent func() fyne.Window) *profileForm {
 	f.endpoint.Horizontal = true
 	f.endpoint.Required = true
 	f.subdomain = widget.NewEntry()
-	f.subdomain.SetPlaceHolder("random if empty")
+	f.subdomain.SetPlaceHolder("random if empty; or a full hostname your token owns")
 	f.remotePort = widget.NewEntry()
 	f.remotePort.SetPlaceHolder("any free port if empty")
 	f.upstream = widget.NewEntry()

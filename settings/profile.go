@@ -8,6 +8,7 @@ package settings
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 
 	"porthole/forwarder"
 	"porthole/wire"
@@ -31,6 +32,8 @@ type Profile struct {
 	HasToken bool `json:"has_token,omitempty"`
 
 	Type       wire.Proto `json:"type"`
+	// Subdomain is the name under the relay's domain, or a full hostname
+	// (one with a dot) that the relay's tokens file gives the token.
 	Subdomain  string     `json:"subdomain,omitempty"`
 	RemotePort int        `json:"remote_port,omitempty"`
 	Upstream   string     `json:"upstream"`
@@ -108,6 +111,8 @@ func (p Profile) Config(s Secrets, builtin Endpoint) (forwarder.Config, error) {
 	}
 	if p.Type == wire.ProtoTCP {
 		t.RemotePort = p.RemotePort
+	} else if strings.Contains(p.Subdomain, ".") {
+		t.Hostname = p.Subdomain
 	} else {
 		t.Name = p.Subdomain
 	}

@@ -61,6 +61,8 @@ func TestValidate(t *testing.T) {
 		{"bad upstream scheme", func(p *Profile) { p.Upstream = "ftp://x" }, FieldUpstream, `"ftp"`},
 		{"empty upstream", func(p *Profile) { p.Upstream = "" }, FieldUpstream, "Empty"},
 		{"bad subdomain", func(p *Profile) { p.Subdomain = "My_App" }, FieldSubdomain, "lowercase"},
+		{"full hostname", func(p *Profile) { p.Subdomain = "app.example.com" }, "", ""},
+		{"bad hostname", func(p *Profile) { p.Subdomain = "app..example.com" }, FieldSubdomain, ""},
 		{"tls needs a subdomain", func(p *Profile) { p.Type, p.Subdomain, p.Upstream = wire.ProtoTLS, "", "8443" }, FieldSubdomain, "need a subdomain"},
 		{"tcp port range", func(p *Profile) { p.Type, p.RemotePort, p.Upstream = wire.ProtoTCP, 70000, "22" }, FieldRemotePort, "out of range"},
 		{"tcp upstream rejects http", func(p *Profile) { p.Type, p.Upstream = wire.ProtoTCP, "http://localhost:1" }, FieldUpstream, "Scheme"},
@@ -149,6 +151,19 @@ func TestConfigFromProfile(t *testing.T) {
 	}
 	if tun.Name != "myapp" || tun.HostHeader != "rewrite" || !tun.UpstreamHTTP2 || tun.BasicAuth != "alice:pw" || tun.Proto != wire.ProtoHTTP {
 		t.Errorf("http tunnel: %+v", tun)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the mapped config is refused: %v", err)
+	}
+
+	// A name with a dot is a full hostname.
+	p = valid()
+	p.Type, p.Subdomain, p.Upstream = wire.ProtoTLS, "app.example.com", "8443"
+	if cfg, err = p.Config(Secrets{}, builtin); err != nil {
+		t.Fatal(err)
+	}
+	if tun := cfg.Tunnels[0]; tun.Hostname != "app.example.com" || tun.Name != "" {
+		t.Errorf("full hostname mapped to name %q, hostname %q", tun.Name, tun.Hostname)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("the mapped config is refused: %v", err)

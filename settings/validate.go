@@ -129,6 +129,7 @@ var forwarderFields = map[string]struct {
 	"Proto":            {FieldType, func(c *forwarder.Config) { c.Tunnels[0].Proto = wire.ProtoHTTP }},
 	"Upstream":         {FieldUpstream, func(c *forwarder.Config) { c.Tunnels[0].Upstream = "1" }},
 	"Name":             {FieldSubdomain, func(c *forwarder.Config) { c.Tunnels[0].Name = "" }},
+	"Hostname":         {FieldSubdomain, func(c *forwarder.Config) { c.Tunnels[0].Hostname = "" }},
 	"RemotePort":       {FieldRemotePort, func(c *forwarder.Config) { c.Tunnels[0].RemotePort = 0 }},
 	"UpstreamCAFile":   {FieldUpstreamCA, func(c *forwarder.Config) { c.Tunnels[0].UpstreamCAFile = "" }},
 	"BasicAuth":        {FieldBasicAuth, func(c *forwarder.Config) { c.Tunnels[0].BasicAuth = "" }},
