@@ -31,12 +31,12 @@ type Profile struct {
 	// one never starts without it.
 	HasToken bool `json:"has_token,omitempty"`
 
-	Type wire.Proto `json:"type"`
 	// Subdomain is the name under the relay's domain, or a full hostname
 	// (one with a dot) that the relay's tokens file gives the token.
-	Subdomain  string `json:"subdomain,omitempty"`
-	RemotePort int    `json:"remote_port,omitempty"`
-	Upstream   string `json:"upstream"`
+	Type       wire.Proto `json:"type"`
+	Subdomain  string     `json:"subdomain,omitempty"`
+	RemotePort int        `json:"remote_port,omitempty"`
+	Upstream   string     `json:"upstream"`
 
 	UpstreamHTTP2     bool   `json:"upstream_http2,omitempty"`
 	VerifyUpstreamTLS bool   `json:"verify_upstream_tls,omitempty"`
