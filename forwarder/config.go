@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"porthole/inspect"
+	"porthole/internal/bytesize"
 	"porthole/wire"
 )
 
@@ -94,7 +95,31 @@ type Config struct {
 	// upstream before the upstream has taken it. One stream moves at most
 	// a window per round trip to the relay (see wire.DefaultUploadWindow).
 	StreamWindow int64
+
+	// MaxBacklog bounds, in bytes, what the agent holds of uploads that
+	// its upstreams have not taken yet: each stream holds what the relay
+	// has sent ahead of the upstream, up to StreamWindow, and an upstream
+	// slower than its public client keeps its stream full. ClientBacklog
+	// is one public client address's share (IPv4 address or IPv6 /64).
+	// When a client's streams hold more than its share, its own stream
+	// that has been behind the longest is closed; when all streams hold
+	// more than MaxBacklog, the client holding the most loses one the same
+	// way. The stream is reset, so that the relay stops sending on it and
+	// closes the client's connection, and the upstream request or
+	// connection is ended. ClientBacklog must be at least StreamWindow, and
+	// MaxBacklog at least ClientBacklog. Zero MaxBacklog turns the bound
+	// off.
+	MaxBacklog    int64
+	ClientBacklog int64
 }
+
+// Backlog defaults: what one agent holds for slow upstreams stays within
+// a quarter of a gigabyte, and one public client address gets four
+// default windows of it.
+const (
+	DefaultMaxBacklog    = 256 << 20
+	DefaultClientBacklog = 4 * wire.DefaultUploadWindow
+)
 
 // DefaultConfig returns a Config with the default limits and no tunnels.
 func DefaultConfig() Config {
@@ -106,6 +131,8 @@ func DefaultConfig() Config {
 		ResponseTimeout:   60 * time.Second,
 		DrainTimeout:      10 * time.Second,
 		StreamWindow:      wire.DefaultUploadWindow,
+		MaxBacklog:        DefaultMaxBacklog,
+		ClientBacklog:     DefaultClientBacklog,
 	}
 }
 
@@ -210,6 +237,9 @@ func (c *Config) prepare() ([]*tunnel, *tls.Config, error) {
 	if err := wire.CheckStreamWindow(c.StreamWindow); err != nil {
 		return nil, nil, configError("StreamWindow", err)
 	}
+	if err := c.checkBacklog(); err != nil {
+		return nil, nil, err
+	}
 	var out []*tunnel
 	for i, t := range c.Tunnels {
 		tn, err := prepareTunnel(t, c, uint32(i+1))
@@ -246,6 +276,25 @@ func (c *Config) checkTimeouts() error {
 		if d.bad {
 			return configError(d.field, errors.New("timeouts must be positive (start from DefaultConfig)"))
 		}
+	}
+	return nil
+}
+
+// checkBacklog refuses a backlog bound that one stream could break on its
+// own: a client's share below the stream window would close every upload
+// whose upstream falls a window behind.
+func (c *Config) checkBacklog() error {
+	switch {
+	case c.MaxBacklog < 0:
+		return configError("MaxBacklog", fmt.Errorf("backlog %s must not be negative (zero turns it off)", bytesize.Format(c.MaxBacklog)))
+	case c.MaxBacklog == 0:
+		return nil
+	case c.ClientBacklog < c.StreamWindow:
+		return configError("ClientBacklog", fmt.Errorf("client backlog %s must be at least the stream window, %s",
+			bytesize.Format(c.ClientBacklog), bytesize.Format(c.StreamWindow)))
+	case c.MaxBacklog < c.ClientBacklog:
+		return configError("MaxBacklog", fmt.Errorf("backlog %s must be at least a client's share, %s",
+			bytesize.Format(c.MaxBacklog), bytesize.Format(c.ClientBacklog)))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"porthole/internal/backlog"
 	"porthole/wire"
 )
 
@@ -26,6 +27,7 @@ type Forwarder struct {
 	cfg      Config
 	log      *slog.Logger
 	relayTLS *tls.Config
+	backlog  *backlog.Budget // what streams hold for slow upstreams; nil if unbounded
 
 	mu      sync.Mutex
 	tunnels []*tunnel          // in bind order
@@ -53,7 +55,20 @@ func New(cfg Config) (*Forwarder, error) {
 		f.byID[t.id] = t
 		f.nextID = max(f.nextID, t.id)
 	}
+	if cfg.MaxBacklog > 0 {
+		f.backlog = backlog.New(cfg.MaxBacklog, cfg.ClientBacklog)
+	}
 	return f, nil
+}
+
+// Backlog returns what streams hold for upstreams that have not taken it
+// yet, by public client address, and how many streams were closed to keep
+// within MaxBacklog and ClientBacklog. It is zero if they are off.
+func (f *Forwarder) Backlog() backlog.Stats {
+	if f.backlog == nil {
+		return backlog.Stats{}
+	}
+	return f.backlog.Stats()
 }
 
 // State returns the current state.
@@ -99,10 +114,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 
 	f.setState(State{Phase: Connecting})
 	for attempt := 0; ; {
-		sess, ctrl, welcome, err := f.connect(ctx)
+		l, err := f.connect(ctx)
 		if err == nil {
 			attempt = 0
-			err = f.serve(ctx, sess, ctrl, welcome)
+			err = f.serve(ctx, l)
 		}
 		if ctx.Err() != nil {
 			f.setState(State{Phase: Stopped})
@@ -160,48 +175,53 @@ func (f *Forwarder) forwardings() []Forwarding {
 	return out
 }
 
-// connect dials the relay, authenticates and binds every tunnel. It
-// returns the session, its control stream and the relay's welcome.
-func (f *Forwarder) connect(ctx context.Context) (*yamux.Session, *yamux.Stream, *wire.Welcome, error) {
+// link is an authenticated session with the relay, its tunnels bound.
+type link struct {
+	ys      *yamux.Session
+	ledger  *wire.Ledger  // what yamux holds of each stream
+	ctrl    *yamux.Stream // the control stream
+	welcome *wire.Welcome
+}
+
+// connect dials the relay, authenticates and binds every tunnel.
+func (f *Forwarder) connect(ctx context.Context) (*link, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
 	raw, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(dialCtx, "tcp", f.cfg.RelayAddr)
 	if err != nil {
-		return nil, nil, nil, &DialError{Addr: f.cfg.RelayAddr, Err: err}
+		return nil, &DialError{Addr: f.cfg.RelayAddr, Err: err}
 	}
 	conn := wire.NewSessionConn(raw, f.relayTLS, false)
 	if err := conn.HandshakeContext(dialCtx); err != nil {
 		raw.Close()
 		if isTrustError(err) {
-			return nil, nil, nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
+			return nil, fmt.Errorf("relay %s: %w", f.cfg.RelayAddr, withTrust(err))
 		}
-		return nil, nil, nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
+		return nil, fmt.Errorf("TLS with relay %s: %w", f.cfg.RelayAddr, err)
 	}
 	if p := conn.ConnectionState().NegotiatedProtocol; p != wire.ALPN {
 		conn.Close()
-		return nil, nil, nil, wire.Errorf(wire.CodeBadVersion, "the relay at %s speaks %q, not %q; upgrade the relay", f.cfg.RelayAddr, p, wire.ALPN)
+		return nil, wire.Errorf(wire.CodeBadVersion, "the relay at %s speaks %q, not %q; upgrade the relay", f.cfg.RelayAddr, p, wire.ALPN)
 	}
 	conn.SetDeadline(time.Now().Add(wire.HandshakeTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	welcome, err := f.hello(conn)
-	if err != nil {
+	l := &link{ledger: wire.NewLedger(conn)}
+	if l.welcome, err = f.hello(conn); err != nil {
 		conn.Close()
-		return nil, nil, nil, err
+		return nil, err
 	}
-	sess, err := yamux.Client(conn, wire.YamuxConfig(f.cfg.KeepAliveInterval, f.cfg.StreamWindow, slog.NewLogLogger(f.log.Handler(), slog.LevelDebug)))
-	if err != nil {
+	if l.ys, err = yamux.Client(l.ledger, wire.YamuxConfig(f.cfg.KeepAliveInterval, f.cfg.StreamWindow, slog.NewLogLogger(f.log.Handler(), slog.LevelDebug))); err != nil {
 		conn.Close()
-		return nil, nil, nil, err
+		return nil, err
 	}
-	ctrl, err := f.bind(sess)
-	if err != nil {
-		sess.Close()
-		return nil, nil, nil, err
+	if l.ctrl, err = f.bind(l.ys); err != nil {
+		l.ys.Close()
+		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	return sess, ctrl, welcome, nil
+	return l, nil
 }
 
 // DialError is a relay that could not be reached: no connection to Addr

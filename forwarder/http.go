@@ -267,6 +267,10 @@ func (h *httpTunnel) wrapConn(st net.Conn, hdr wire.StreamHeader) net.Conn {
 	return sc
 }
 
+// aborter is a stream that may be aborted (a *wire.Stream, as the session
+// wraps it): OnAbort has a function called when it is.
+type aborter interface{ OnAbort(func()) }
+
 type tlsKey struct{}
 
 // connKey holds the request's *streamConn in its context.
@@ -325,6 +329,15 @@ func (h *httpTunnel) newServer(sess *session) *tunnelServer {
 			}
 			if sc.hdr.Flags&wire.FlagTLS != 0 {
 				ctx = context.WithValue(ctx, tlsKey{}, true)
+			}
+			// A stream aborted for its backlog ends its requests: a
+			// proxy writing a body to an upstream that does not read
+			// would otherwise wait for it, holding the upstream
+			// connection.
+			if ab, ok := sc.Conn.(aborter); ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				ab.OnAbort(cancel)
 			}
 			return context.WithValue(ctx, connKey{}, sc)
 		},

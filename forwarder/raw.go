@@ -83,6 +83,11 @@ func (r *rawTunnel) serve(sctx context.Context, st net.Conn, h wire.StreamHeader
 		public.Close()
 		return
 	}
+	// An aborted stream closes the upstream, whose writes may be waiting
+	// on an upstream that does not read.
+	if ab, ok := st.(aborter); ok {
+		ab.OnAbort(func() { up.Close() })
+	}
 	if r.tn.tap != nil {
 		stats := r.tn.tap.Metrics()
 		defer stats.ConnOpened()()

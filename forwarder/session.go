@@ -12,7 +12,9 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"porthole/internal/backlog"
 	"porthole/internal/group"
+	"porthole/internal/netutil"
 	"porthole/wire"
 )
 
@@ -23,6 +25,7 @@ import (
 type session struct {
 	f      *Forwarder
 	ys     *yamux.Session
+	ledger *wire.Ledger
 	ctrl   *control
 	ctx    context.Context // canceled when the session ends: dials and handshakes stop
 	cancel context.CancelFunc
@@ -60,11 +63,12 @@ func (sess *session) allServers() []*tunnelServer {
 // serve accepts the relay's streams until the session ends or ctx is done,
 // in which case it drains. It also obeys the relay's drain request, and
 // ends with the relay's error when the relay ends the session with one.
-func (f *Forwarder) serve(ctx context.Context, ys *yamux.Session, ctrlStream *yamux.Stream, welcome *wire.Welcome) error {
-	sess := &session{f: f, ys: ys, servers: map[uint32]*tunnelServer{}}
+func (f *Forwarder) serve(ctx context.Context, l *link) error {
+	ys, ctrlStream := l.ys, l.ctrl
+	sess := &session{f: f, ys: ys, ledger: l.ledger, servers: map[uint32]*tunnelServer{}}
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
-	if welcome.MaxStreams > 0 {
-		sess.highWater = int64(welcome.MaxStreams) * highWaterQuarters / 4
+	if l.welcome.MaxStreams > 0 {
+		sess.highWater = int64(l.welcome.MaxStreams) * highWaterQuarters / 4
 	}
 	sess.ctrl = newControl(ctrlStream, func() {
 		f.log.Info("relay is shutting down; draining")
@@ -181,6 +185,9 @@ func (sess *session) handleStream(st *countedStream) {
 		st.Close()
 		return
 	}
+	if f.backlog != nil {
+		st.Attach(f.backlog.Open(netutil.ClientKey(h.ClientAddr), func(r backlog.Reason) { sess.shed(st, h.ClientAddr, r) }))
+	}
 	if t.http != nil {
 		if ts := sess.server(t.id); ts != nil {
 			ts.listener.Push(t.http.wrapConn(st, h))
@@ -194,6 +201,15 @@ func (sess *session) handleStream(st *countedStream) {
 	}
 }
 
+// shed aborts a stream the backlog budget sheds: the relay is told to stop
+// sending on it (and closes the public connection), the upstream request
+// or connection is ended (see OnAbort in http.go and raw.go), and what the
+// stream holds is freed.
+func (sess *session) shed(st *countedStream, client string, r backlog.Reason) {
+	sess.f.log.Debug("public connection closed: its upstream is too far behind", "client", client, "bound", r.String())
+	sess.tasks.Go(st.Abort)
+}
+
 // count wraps a stream so that the session knows how many are open, and
 // closes idle HTTP connections when the count reaches the high water mark.
 func (sess *session) count(st *yamux.Stream) *countedStream {
@@ -202,7 +218,7 @@ func (sess *session) count(st *yamux.Stream) *countedStream {
 			ts.closeIdle()
 		}
 	}
-	return &countedStream{Stream: wire.NewStream(st), ys: sess.ys, open: &sess.open}
+	return &countedStream{Stream: sess.ledger.Stream(st), ys: sess.ys, open: &sess.open}
 }
 
 // underPressure reports whether the relay's stream cap is near.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"porthole/internal/bytesize"
 	"porthole/internal/metrics"
 	"porthole/wire"
 )
@@ -126,6 +127,21 @@ type Config struct {
 	// A client that keeps reading, however slowly, is not stalled (see
 	// netutil.StallConn for how its progress is seen). Zero disables it.
 	StallTimeout time.Duration
+
+	// MaxBacklog bounds, in bytes, what the relay holds of downloads that
+	// public clients have not taken yet: each stream holds what the agent
+	// has sent ahead of its client, up to StreamWindow, and a client slower
+	// than its agent keeps its stream full. ClientBacklog is one client
+	// address's share (IPv4 address or IPv6 /64). When a client's streams
+	// hold more than its share, its own stream that has been behind the
+	// longest is closed; when all streams hold more than MaxBacklog, the
+	// client holding the most loses one the same way (see package
+	// backlog). The client's connection is closed and the stream reset, so
+	// that the agent stops sending on it. ClientBacklog must be at least
+	// StreamWindow, and MaxBacklog at least ClientBacklog. Zero MaxBacklog
+	// turns the bound off.
+	MaxBacklog    int64
+	ClientBacklog int64
 }
 
 // Token is an accepted agent token and the names reserved for it.
@@ -158,8 +174,19 @@ func DefaultConfig() Config {
 		MetricsTunnelLabels:  metrics.DefaultTunnelLabels,
 		StreamWindow:         wire.DefaultDownloadWindow,
 		StallTimeout:         60 * time.Second,
+		MaxBacklog:           DefaultMaxBacklog,
+		ClientBacklog:        DefaultClientBacklog,
 	}
 }
+
+// Backlog defaults: on a small relay (1 GiB of memory), stalled and slow
+// clients may hold at most about a quarter of it (a held byte costs about
+// 1.4 in resident memory: yamux grows buffers by doubling), and one client
+// address four default windows.
+const (
+	DefaultMaxBacklog    = 256 << 20
+	DefaultClientBacklog = 4 * wire.DefaultDownloadWindow
+)
 
 // ConfigError is a Config that New refuses: the field at fault and why.
 type ConfigError struct {
@@ -247,6 +274,9 @@ func (c *Config) validate() error {
 	if err := wire.CheckStreamWindow(c.StreamWindow); err != nil {
 		return &ConfigError{Field: "StreamWindow", Err: err}
 	}
+	if err := checkBacklog(c.MaxBacklog, c.ClientBacklog, c.StreamWindow); err != nil {
+		return err
+	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.Domain
 	}
@@ -285,4 +315,21 @@ func isLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// checkBacklog refuses a backlog bound that one stream could break on its
+// own: a client's share below the stream window would close every stream
+// whose client falls a window behind.
+func checkBacklog(total, share, window int64) error {
+	switch {
+	case total < 0:
+		return fieldErr("MaxBacklog", "%s: must not be negative (zero turns it off)", bytesize.Format(total))
+	case total == 0:
+		return nil
+	case share < window:
+		return fieldErr("ClientBacklog", "%s: must be at least the stream window, %s", bytesize.Format(share), bytesize.Format(window))
+	case total < share:
+		return fieldErr("MaxBacklog", "%s: must be at least a client's share, %s", bytesize.Format(total), bytesize.Format(share))
+	}
+	return nil
 }

@@ -6,24 +6,15 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"porthole/internal/netutil"
 )
 
 // clientKey is the address a limit counts by: the IPv4 address, or the /64
 // of an IPv6 address (which one host is usually given whole).
 type clientKey netip.Addr
 
-func clientKeyOf(addr net.Addr) clientKey {
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return clientKey{}
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		ip = p.Addr()
-	}
-	return clientKey(ip)
-}
+func clientKeyOf(addr net.Addr) clientKey { return clientKey(netutil.ClientKey(addr.String())) }
 
 // networkKey is the network a client address belongs to, as one party
 // usually holds it whole: an IPv4 /24, or an IPv6 /48.

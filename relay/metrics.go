@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"porthole/internal/backlog"
 	"porthole/internal/httperr"
 	"porthole/internal/metrics"
 	"porthole/internal/netutil"
@@ -221,6 +222,9 @@ var (
 	openDesc     = prometheus.NewDesc(metrics.PublicConnectionsOpen, "Public connections being routed or carried.", nil, nil)
 	expiryDesc   = prometheus.NewDesc(metrics.CertificateExpiry, "When the relay's own certificate for a name expires (Unix seconds).",
 		[]string{metrics.LabelName}, nil)
+	backlogDesc = prometheus.NewDesc(metrics.BacklogBytes, "Bytes of downloads the relay holds for public clients that have not taken them yet.", nil, nil)
+	shedDesc    = prometheus.NewDesc(metrics.BacklogShedTotal, "Public connections closed to keep the backlog within its bounds: a client's share (client_share), or the relay's (total).",
+		[]string{metrics.LabelReason}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -228,6 +232,8 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tunnelsDesc
 	ch <- openDesc
 	ch <- expiryDesc
+	ch <- backlogDesc
+	ch <- shedDesc
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -243,6 +249,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for p, n := range byProto {
 		ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(n), p.String())
+	}
+	bl := s.Backlog()
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(bl.Held))
+	for _, r := range []backlog.Reason{backlog.OverShare, backlog.OverTotal} {
+		ch <- prometheus.MustNewConstMetric(shedDesc, prometheus.CounterValue, float64(bl.Shed[r]), r.String())
 	}
 	for name, notAfter := range s.certificateExpiry() {
 		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, float64(notAfter.Unix()), name)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"porthole/internal/backlog"
 	"porthole/internal/group"
 	"porthole/internal/netutil"
 	"porthole/wire"
@@ -34,8 +35,9 @@ type Server struct {
 	httpConns, httpsConns    *netutil.ChanListener // connections the relay answers itself
 	publicTLS, agentTLS      *tls.Config
 
-	handshakes *handshakes  // agent connections not yet authenticated
-	unrouted   *clientConns // public connections that reach no tunnel yet, per address
+	backlog    *backlog.Budget // what streams hold for slow public clients; nil if unbounded
+	handshakes *handshakes     // agent connections not yet authenticated
+	unrouted   *clientConns    // public connections that reach no tunnel yet, per address
 	authFails  *authFailures
 	tokens     *tokenSet
 
@@ -82,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 		byInstance: map[instanceKey]*session{},
 		open:       map[net.Conn]struct{}{},
 	}
+	if cfg.MaxBacklog > 0 {
+		s.backlog = backlog.New(cfg.MaxBacklog, cfg.ClientBacklog)
+	}
 	s.metrics = newRelayMetrics(s, cfg.MetricsTunnelLabels)
 	if cfg.ACME == nil {
 		cert, err := loadOrCreateCert(&cfg, hosts)
@@ -101,6 +106,16 @@ func (s *Server) Fingerprint() string {
 		return c.fingerprint
 	}
 	return ""
+}
+
+// Backlog returns what streams hold for public clients that have not
+// taken it yet, by client address, and how many streams were closed to
+// keep within MaxBacklog and ClientBacklog. It is zero if they are off.
+func (s *Server) Backlog() backlog.Stats {
+	if s.backlog == nil {
+		return backlog.Stats{}
+	}
+	return s.backlog.Stats()
 }
 
 // AgentAddr is the agent listener's address, once started.

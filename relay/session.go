@@ -14,7 +14,9 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"porthole/internal/backlog"
 	"porthole/internal/group"
+	"porthole/internal/netutil"
 	"porthole/wire"
 )
 
@@ -25,6 +27,7 @@ type session struct {
 	owner    identity
 	instance string // the agent's instance id; "" never matches another
 	ys       *yamux.Session
+	ledger   *wire.Ledger // what yamux holds of each stream
 	log      *slog.Logger
 	slots    chan struct{} // one per open stream, up to StreamsPerSession
 	tasks    group.Group   // goroutines the session started; joined when it ends
@@ -62,8 +65,9 @@ var (
 )
 
 // open starts a stream to the agent for one public connection from client
-// and writes its header.
-func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
+// and writes its header. What the stream holds is charged to the client's
+// share of the relay's backlog.
+func (b *binding) open(client net.Addr, flags uint8) (*slotStream, error) {
 	s := b.sess
 	if !b.access.allows(client) {
 		s.srv.metrics.refusedClient(b, refusedCIDR)
@@ -85,17 +89,29 @@ func (b *binding) open(client net.Addr, flags uint8) (net.Conn, error) {
 		done()
 		return nil, err
 	}
+	ws := s.ledger.Stream(st)
+	if budget := s.srv.backlog; budget != nil {
+		ws.Attach(budget.Open(netutil.ClientKey(client.String()), func(r backlog.Reason) { s.shed(ws, client, r) }))
+	}
 	var buf [wire.StreamHeaderMax]byte
 	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, Flags: flags, TunnelID: b.id, ClientAddr: client.String()})
 	if err == nil {
-		_, err = st.Write(hdr)
+		_, err = ws.Write(hdr)
 	}
 	if err != nil {
-		st.Close()
+		ws.Close()
 		done()
 		return nil, err
 	}
-	return &slotStream{Stream: wire.NewStream(st), ys: s.ys, done: done}, nil
+	return &slotStream{Stream: ws, ys: s.ys, done: done}, nil
+}
+
+// shed aborts a stream the backlog budget sheds: the public connection is
+// closed (see pipe), the agent told to stop sending, and what the stream
+// holds freed.
+func (s *session) shed(st *wire.Stream, client net.Addr, r backlog.Reason) {
+	s.log.Debug("public connection closed: its client is too far behind", "client", client.String(), "bound", r.String())
+	s.tasks.Go(st.Abort)
 }
 
 // slotStream gives its session slot and client count back when closed.
@@ -124,7 +140,7 @@ func (s *slotStream) Close() error {
 }
 
 // CloseWrite half-closes the stream: yamux's Close sends FIN and keeps reading.
-func (s *slotStream) CloseWrite() error { return s.Stream.Close() }
+func (s *slotStream) CloseWrite() error { return s.Stream.CloseWrite() }
 
 func newSessionID() string {
 	var b [6]byte
@@ -161,7 +177,8 @@ func (s *Server) serveAgent(raw net.Conn, p *pending) {
 	// that the agent has not acknowledged yet, and public connections that
 	// arrive together start together, not a round trip apart.
 	ycfg := wire.YamuxConfig(s.cfg.KeepAliveInterval, s.cfg.StreamWindow, slog.NewLogLogger(sess.log.Handler(), slog.LevelDebug))
-	if sess.ys, err = yamux.Server(wire.GuardAgent(conn, sess.fail), ycfg); err != nil {
+	sess.ledger = wire.NewLedger(wire.GuardAgent(conn, sess.fail))
+	if sess.ys, err = yamux.Server(sess.ledger, ycfg); err != nil {
 		conn.Close()
 		return
 	}

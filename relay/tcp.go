@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -100,18 +102,32 @@ func (s *Server) forwardRaw(b *binding, c net.Conn) {
 	pipe(b, c, st)
 }
 
-func pipe(b *binding, public, stream net.Conn) {
-	public = b.sess.srv.metrics.carried(b, public)
-	if err := netutil.Pipe(public, stream); err != nil {
-		b.sess.log.Debug("connection ended", "err", err)
-	}
+// pipe carries a public connection and its stream both ways until both
+// end.
+func pipe(b *binding, public net.Conn, stream *slotStream) {
+	carry(b, public, stream, netutil.Pipe)
 }
 
 // pipeHTTP is pipe for HTTP: when the agent ends the connection, so does
 // the relay.
-func pipeHTTP(b *binding, public, stream net.Conn) {
-	public = b.sess.srv.metrics.carried(b, public)
-	if err := netutil.PipeServer(public, stream); err != nil {
+func pipeHTTP(b *binding, public net.Conn, stream *slotStream) {
+	carry(b, public, stream, netutil.PipeServer)
+}
+
+// carry runs a pipe between a public connection and its stream. A stream
+// the relay aborts (its client too far behind; see session.shed) closes
+// the public connection, whose writes may be waiting on the client. A
+// client that stalled has its stream aborted too, once the pipe ends, so
+// that the agent stops sending on it: a close alone would tell the agent
+// only that no more is coming, and a TCP upstream could go on sending, and
+// the relay holding it, until yamux gave up on the stream a minute later.
+func carry(b *binding, public net.Conn, stream *slotStream, pipe func(a, b io.ReadWriteCloser) error) {
+	stream.OnAbort(func() { public.Close() })
+	err := pipe(b.sess.srv.metrics.carried(b, public), stream)
+	if errors.Is(err, netutil.ErrStalled) {
+		stream.Abort()
+	}
+	if err != nil {
 		b.sess.log.Debug("connection ended", "err", err)
 	}
 }

@@ -64,18 +64,44 @@ func YamuxConfig(keepAlive time.Duration, window int64, logger *log.Logger) *yam
 // back its receive buffer.
 const ShrinkAfter = time.Second
 
-// Stream is a yamux stream that gives back its receive buffer once idle.
+// abortDrain is how long an aborted stream goes on reading, and dropping,
+// what the peer sent before it learned of the reset.
+const abortDrain = 2 * time.Second
+
+// Stream is a yamux stream that gives back its receive buffer once idle,
+// and, opened through a Ledger, counts what it holds and can be aborted.
 // yamux keeps a stream's buffer at the largest size it ever reached, so a
 // kept-alive connection that once received a burst of a window would hold
 // the whole window while it idles.
 type Stream struct {
 	*yamux.Stream
-	mu     sync.Mutex
-	shrink *time.Timer
+	ledger *Ledger
+	acct   *account // nil without a ledger
+
+	mu      sync.Mutex
+	shrink  *time.Timer
+	aborted bool
+	onAbort []func()
 }
 
-// NewStream wraps st.
+// NewStream wraps st, uncounted.
 func NewStream(st *yamux.Stream) *Stream { return &Stream{Stream: st} }
+
+// Stream wraps st, a stream of the ledger's session, counted.
+func (l *Ledger) Stream(st *yamux.Stream) *Stream {
+	return &Stream{Stream: st, ledger: l, acct: l.stream(st.StreamID())}
+}
+
+// Attach makes h the holder of what the stream holds (see Holder): told at
+// once what it holds already, then of every change. A stream opened
+// without a ledger releases h at once.
+func (s *Stream) Attach(h Holder) {
+	if s.acct == nil {
+		h.Release()
+		return
+	}
+	s.acct.attach(h)
+}
 
 // Read reads from the stream. Each read (re)arms a timer that frees the
 // buffer, if it is empty by then, when no read comes within ShrinkAfter;
@@ -83,6 +109,9 @@ func NewStream(st *yamux.Stream) *Stream { return &Stream{Stream: st} }
 func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
 	if n > 0 {
+		if s.acct != nil {
+			s.acct.took(n)
+		}
 		s.mu.Lock()
 		if s.shrink == nil {
 			s.shrink = time.AfterFunc(ShrinkAfter, s.Stream.Shrink)
@@ -94,13 +123,79 @@ func (s *Stream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the stream for writing (yamux's Close is a half-close: the
-// peer's data may still be read) and stops the timer until the next read.
+// CloseWrite closes the stream for writing, and goes on reading: yamux's
+// Close is a half-close (FIN).
+func (s *Stream) CloseWrite() error { return s.Stream.Close() }
+
+// Close closes the stream for writing and lets go of it: what it still
+// holds is no one's to read, and is freed with it once yamux lets go too.
+// It stops the buffer timer until the next read.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.shrink != nil {
 		s.shrink.Stop()
 	}
 	s.mu.Unlock()
+	if s.acct != nil {
+		s.acct.letGo()
+	}
 	return s.Stream.Close()
+}
+
+// OnAbort has f called when the stream is aborted (at once, if it was):
+// to close what the stream's data was on its way to, whose writes would
+// otherwise go on waiting.
+func (s *Stream) OnAbort(f func()) {
+	s.mu.Lock()
+	aborted := s.aborted
+	if !aborted {
+		s.onAbort = append(s.onAbort, f)
+	}
+	s.mu.Unlock()
+	if aborted {
+		f()
+	}
+}
+
+// Aborted reports whether the stream was aborted.
+func (s *Stream) Aborted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aborted
+}
+
+// Abort ends the stream both ways at once and frees what it holds: it
+// calls the OnAbort functions, resets the stream at the peer (which stops
+// sending on it; a close would only say that this end has nothing more to
+// send), closes it here, wakes a reader waiting on it, and reads and drops
+// what it holds and what the peer sent before the reset reached it. It
+// returns once nothing more has come for abortDrain. A stream opened
+// without a ledger is only closed, and drained the same way.
+func (s *Stream) Abort() {
+	s.mu.Lock()
+	if s.aborted {
+		s.mu.Unlock()
+		return
+	}
+	s.aborted = true
+	fs := s.onAbort
+	s.onAbort = nil
+	s.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	if s.ledger != nil {
+		s.ledger.reset(s.StreamID())
+	}
+	s.Stream.Close()
+	s.Stream.SetReadDeadline(time.Unix(1, 0))
+	buf := make([]byte, 32<<10)
+	for {
+		s.Stream.SetReadDeadline(time.Now().Add(abortDrain))
+		if _, err := s.Read(buf); err != nil {
+			break
+		}
+	}
+	s.Close()
+	s.Stream.Shrink()
 }

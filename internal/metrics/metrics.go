@@ -51,6 +51,12 @@ const (
 	// issuances and failed attempts.
 	CertificatesObtainedTotal = "porthole_acme_certificates_obtained_total"
 	CertificateFailuresTotal  = "porthole_acme_certificate_failures_total"
+	// BacklogBytes is a gauge of the bytes streams hold for receivers that
+	// have not taken them yet (public clients, on the relay).
+	BacklogBytes = "porthole_backlog_bytes"
+	// BacklogShedTotal counts streams closed to keep the backlog within
+	// its bounds, labelled by LabelReason (client_share or total).
+	BacklogShedTotal = "porthole_backlog_shed_total"
 )
 
 // Label names.

@@ -1,0 +1,20 @@
+package netutil
+
+import "net/netip"
+
+// ClientKey returns the address a per-client limit counts an "ip:port" by:
+// the IPv4 address, or the /64 of an IPv6 address (which one host is
+// usually given whole). An address that does not parse counts as the zero
+// address.
+func ClientKey(addr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
+	return ip
+}
