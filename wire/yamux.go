@@ -192,10 +192,11 @@ func (s *Stream) Abort() {
 	buf := make([]byte, 32<<10)
 	for {
 		s.Stream.SetReadDeadline(time.Now().Add(abortDrain))
-		if _, err := s.Read(buf); err != nil {
+		_, err := s.Read(buf)
+		s.Stream.Shrink() // once empty, the buffer goes at once
+		if err != nil {
 			break
 		}
 	}
 	s.Close()
-	s.Stream.Shrink()
 }
