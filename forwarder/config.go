@@ -113,12 +113,13 @@ type Config struct {
 	ClientBacklog int64
 }
 
-// Backlog defaults: what one agent holds for slow upstreams stays within
-// a quarter of a gigabyte, and one public client address gets four
-// default windows of it.
+// Backlog defaults. A public client address's share is eight default
+// windows, so that eight uploads from one client to an upstream slower
+// than the path to the relay all go on; the total is two such shares, a
+// quarter of a gigabyte, which a desktop can spare.
 const (
-	DefaultMaxBacklog    = 256 << 20
-	DefaultClientBacklog = 4 * wire.DefaultUploadWindow
+	DefaultMaxBacklog    = 2 * DefaultClientBacklog
+	DefaultClientBacklog = 8 * wire.DefaultUploadWindow
 )
 
 // DefaultConfig returns a Config with the default limits and no tunnels.

@@ -28,6 +28,7 @@ type Forwarder struct {
 	log      *slog.Logger
 	relayTLS *tls.Config
 	backlog  *backlog.Budget // what streams hold for slow upstreams; nil if unbounded
+	shedLog  *backlog.ShedLog
 
 	mu      sync.Mutex
 	tunnels []*tunnel          // in bind order
@@ -57,6 +58,7 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if cfg.MaxBacklog > 0 {
 		f.backlog = backlog.New(cfg.MaxBacklog, cfg.ClientBacklog)
+		f.shedLog = backlog.NewShedLog(f.log, "public connection closed: its upstream is too far behind")
 	}
 	return f, nil
 }

@@ -206,8 +206,10 @@ func (sess *session) handleStream(st *countedStream) {
 // or connection is ended (see OnAbort in http.go and raw.go), and what the
 // stream holds is freed.
 func (sess *session) shed(st *countedStream, client string, r backlog.Reason) {
-	sess.f.log.Debug("public connection closed: its upstream is too far behind", "client", client, "bound", r.String())
-	sess.tasks.Go(st.Abort)
+	sess.tasks.Go(func() {
+		sess.f.shedLog.Shed(client, r)
+		st.Abort()
+	})
 }
 
 // count wraps a stream so that the session knows how many are open, and

@@ -179,13 +179,16 @@ func DefaultConfig() Config {
 	}
 }
 
-// Backlog defaults: on a small relay (1 GiB of memory), stalled and slow
-// clients may hold at most about a quarter of it (a held byte costs about
-// 1.4 in resident memory: yamux grows buffers by doubling), and one client
-// address four default windows.
+// Backlog defaults. A client's share is eight default windows: one
+// address may run eight downloads at full speed over a path slower than
+// the agent's (each keeps up to a window in the relay), as a browser or a
+// parallel download does, without losing one. The total is four such
+// shares, so that stalled and slow clients cost at most about 700 MiB of
+// resident memory (a held byte costs about 1.4: yamux grows buffers by
+// doubling); a relay with less memory than that should lower it.
 const (
-	DefaultMaxBacklog    = 256 << 20
-	DefaultClientBacklog = 4 * wire.DefaultDownloadWindow
+	DefaultMaxBacklog    = 4 * DefaultClientBacklog
+	DefaultClientBacklog = 8 * wire.DefaultDownloadWindow
 )
 
 // ConfigError is a Config that New refuses: the field at fault and why.

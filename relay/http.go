@@ -50,7 +50,7 @@ func (s *Server) routeHTTP(c net.Conn, routed func()) {
 		return
 	}
 	routed()
-	pipeHTTP(b, pc, st)
+	pipeHTTP(b, pc, st, req.ProtoMajor == 1)
 }
 
 // answerBadHead answers a request head that could not be routed, and

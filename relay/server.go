@@ -36,8 +36,9 @@ type Server struct {
 	publicTLS, agentTLS      *tls.Config
 
 	backlog    *backlog.Budget // what streams hold for slow public clients; nil if unbounded
-	handshakes *handshakes     // agent connections not yet authenticated
-	unrouted   *clientConns    // public connections that reach no tunnel yet, per address
+	shedLog    *backlog.ShedLog
+	handshakes *handshakes  // agent connections not yet authenticated
+	unrouted   *clientConns // public connections that reach no tunnel yet, per address
 	authFails  *authFailures
 	tokens     *tokenSet
 
@@ -86,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBacklog > 0 {
 		s.backlog = backlog.New(cfg.MaxBacklog, cfg.ClientBacklog)
+		s.shedLog = backlog.NewShedLog(s.log, "public connection closed: its client is too far behind")
 	}
 	s.metrics = newRelayMetrics(s, cfg.MetricsTunnelLabels)
 	if cfg.ACME == nil {

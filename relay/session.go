@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -89,29 +90,31 @@ func (b *binding) open(client net.Addr, flags uint8) (*slotStream, error) {
 		done()
 		return nil, err
 	}
-	ws := s.ledger.Stream(st)
+	ss := &slotStream{Stream: s.ledger.Stream(st), ys: s.ys, done: done}
 	if budget := s.srv.backlog; budget != nil {
-		ws.Attach(budget.Open(netutil.ClientKey(client.String()), func(r backlog.Reason) { s.shed(ws, client, r) }))
+		ss.Attach(budget.Open(netutil.ClientKey(client.String()), func(r backlog.Reason) { s.shed(ss, client, r) }))
 	}
 	var buf [wire.StreamHeaderMax]byte
 	hdr, err := wire.AppendStreamHeader(buf[:0], wire.StreamHeader{Proto: b.proto, Flags: flags, TunnelID: b.id, ClientAddr: client.String()})
 	if err == nil {
-		_, err = ws.Write(hdr)
+		_, err = ss.Write(hdr)
 	}
 	if err != nil {
-		ws.Close()
-		done()
+		ss.Close()
 		return nil, err
 	}
-	return &slotStream{Stream: ws, ys: s.ys, done: done}, nil
+	return ss, nil
 }
 
 // shed aborts a stream the backlog budget sheds: the public connection is
-// closed (see pipe), the agent told to stop sending, and what the stream
-// holds freed.
-func (s *session) shed(st *wire.Stream, client net.Addr, r backlog.Reason) {
-	s.log.Debug("public connection closed: its client is too far behind", "client", client.String(), "bound", r.String())
-	s.tasks.Go(st.Abort)
+// answered or closed (see carry), the agent told to stop sending, and what
+// the stream holds freed.
+func (s *session) shed(st *slotStream, client net.Addr, r backlog.Reason) {
+	s.tasks.Go(func() {
+		s.srv.shedLog.Shed(client.String(), r)
+		st.shedFor.Store(&r)
+		st.Abort()
+	})
 }
 
 // slotStream gives its session slot and client count back when closed.
@@ -120,6 +123,11 @@ type slotStream struct {
 	ys   *yamux.Session
 	done func()
 	once sync.Once
+
+	// shedFor is the bound the backlog budget shed the stream to keep;
+	// nil unless it did. It is set before the stream is aborted, for the
+	// OnAbort functions to read.
+	shedFor atomic.Pointer[backlog.Reason]
 }
 
 // Read reports the end of the session as such: yamux ends every stream of

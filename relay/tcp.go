@@ -6,9 +6,13 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"porthole/internal/backlog"
+	"porthole/internal/httperr"
 	"porthole/internal/netutil"
 	"porthole/wire"
 )
@@ -88,7 +92,7 @@ func (s *Server) routeHTTPS(b *binding, c net.Conn, deadline time.Time, routed f
 		return
 	}
 	routed()
-	pipeHTTP(b, conn, st)
+	pipeHTTP(b, conn, st, conn != tc)
 }
 
 // forwardRaw carries one public connection to the agent byte for byte.
@@ -105,24 +109,38 @@ func (s *Server) forwardRaw(b *binding, c net.Conn) {
 // pipe carries a public connection and its stream both ways until both
 // end.
 func pipe(b *binding, public net.Conn, stream *slotStream) {
+	stream.OnAbort(func() { public.Close() })
 	carry(b, public, stream, netutil.Pipe)
 }
 
 // pipeHTTP is pipe for HTTP: when the agent ends the connection, so does
-// the relay.
-func pipeHTTP(b *binding, public net.Conn, stream *slotStream) {
-	carry(b, public, stream, netutil.PipeServer)
+// the relay. A connection that speaks HTTP/1 (h1) and is shed for its
+// backlog before the agent's answer began gets the relay's coded answer.
+func pipeHTTP(b *binding, public net.Conn, stream *slotStream, h1 bool) {
+	if !h1 {
+		stream.OnAbort(func() { public.Close() })
+		carry(b, public, stream, netutil.PipeServer)
+		return
+	}
+	ac := &answerConn{Conn: public}
+	m := b.sess.srv.metrics
+	stream.OnAbort(func() {
+		if status, code := ac.abort(stream.shedFor.Load()); code != "" {
+			m.answered(m.tunnelLabel(b), status, code)
+		}
+	})
+	carry(b, ac, stream, netutil.PipeServer)
 }
 
 // carry runs a pipe between a public connection and its stream. A stream
 // the relay aborts (its client too far behind; see session.shed) closes
-// the public connection, whose writes may be waiting on the client. A
-// client that stalled has its stream aborted too, once the pipe ends, so
-// that the agent stops sending on it: a close alone would tell the agent
-// only that no more is coming, and a TCP upstream could go on sending, and
-// the relay holding it, until yamux gave up on the stream a minute later.
+// the public connection, whose writes may be waiting on the client (the
+// OnAbort function the caller set does). A client that stalled has its
+// stream aborted too, once the pipe ends, so that the agent stops sending
+// on it: a close alone would tell the agent only that no more is coming,
+// and a TCP upstream could go on sending, and the relay holding it, until
+// yamux gave up on the stream a minute later.
 func carry(b *binding, public net.Conn, stream *slotStream, pipe func(a, b io.ReadWriteCloser) error) {
-	stream.OnAbort(func() { public.Close() })
 	err := pipe(b.sess.srv.metrics.carried(b, public), stream)
 	if errors.Is(err, netutil.ErrStalled) {
 		stream.Abort()
@@ -130,4 +148,62 @@ func carry(b *binding, public net.Conn, stream *slotStream, pipe func(a, b io.Re
 	if err != nil {
 		b.sess.log.Debug("connection ended", "err", err)
 	}
+}
+
+// answerConn is a public HTTP/1 connection that the relay may still answer
+// itself while the agent's answer has not begun.
+type answerConn struct {
+	net.Conn
+	mu       sync.Mutex
+	began    bool // a byte of the agent's answer was written
+	answered bool // the relay answers instead; the pipe may no longer write or close
+}
+
+func (c *answerConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.answered {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	c.began = c.began || len(p) > 0
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// Close closes the connection, unless the relay is answering on it: then
+// the answer closes it once sent.
+func (c *answerConn) Close() error {
+	c.mu.Lock()
+	answered := c.answered
+	c.mu.Unlock()
+	if answered {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// abort ends the connection of a stream the relay aborted: with the coded
+// answer of the backlog bound the stream was shed to keep, if it was and
+// the agent's answer had not begun; closed at once otherwise. It returns
+// the answer's status and code, if it sent one.
+func (c *answerConn) abort(shedFor *backlog.Reason) (int, httperr.Code) {
+	c.mu.Lock()
+	answer := shedFor != nil && !c.began && !c.answered
+	c.answered = c.answered || answer
+	c.mu.Unlock()
+	if !answer {
+		c.Conn.Close()
+		return 0, ""
+	}
+	status, code, detail := http.StatusTooManyRequests, httperr.ClientBacklog,
+		"Your connections left more unread than the relay keeps for one address; read what you asked for before asking for more."
+	extra := http.Header{"Retry-After": {retryAfter}}
+	if *shedFor == backlog.OverTotal {
+		status, code, detail = http.StatusServiceUnavailable, httperr.RelayBacklog,
+			"The relay holds all it may for clients that are behind; try again shortly."
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	httperr.WriteResponse(c.Conn, status, code, detail, extra)
+	lingerClose(c.Conn)
+	return status, code
 }

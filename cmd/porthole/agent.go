@@ -24,7 +24,7 @@ type agentFlags struct {
 	relay, token, tokenFile, relayCA, relayFP, logLevel string
 	webAddr                                             string
 	inspect                                             bool
-	window                                              int64
+	window, maxBacklog, clientBacklog                   int64
 }
 
 func (a *agentFlags) register(fs *flag.FlagSet) {
@@ -36,9 +36,14 @@ func (a *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&a.webAddr, "web-addr", inspect.DefaultAddr, `inspector and agent API address ("false" turns them off)`)
 	fs.BoolVar(&a.inspect, "inspect", true, "keep HTTP requests for the inspector (false: only count them)")
-	a.window = forwarder.DefaultConfig().StreamWindow
+	def := forwarder.DefaultConfig()
+	a.window, a.maxBacklog, a.clientBacklog = def.StreamWindow, def.MaxBacklog, def.ClientBacklog
 	fs.Var(bytesize.Value{N: &a.window}, "stream-window",
 		"receive window per stream for uploads, a `SIZE` from 256KiB to 1GiB: one upload moves at most this much per round trip to the relay")
+	fs.Var(bytesize.Value{N: &a.maxBacklog}, "max-backlog",
+		"`SIZE` the agent may hold, in all, of uploads its upstreams have not read yet; past it, the public client holding the most loses its connection furthest behind (0: no bound)")
+	fs.Var(bytesize.Value{N: &a.clientBacklog}, "client-backlog",
+		"`SIZE` of the backlog one public client address may hold, at least --stream-window; past it, its connection furthest behind is closed")
 }
 
 func (a *agentFlags) apply(cfg *forwarder.Config) error {
@@ -49,7 +54,7 @@ func (a *agentFlags) apply(cfg *forwarder.Config) error {
 		return usagef("--relay-ca and --relay-fingerprint are mutually exclusive")
 	}
 	cfg.RelayAddr, cfg.RelayCAFile, cfg.RelayFingerprint = a.relay, a.relayCA, a.relayFP
-	cfg.StreamWindow = a.window
+	cfg.StreamWindow, cfg.MaxBacklog, cfg.ClientBacklog = a.window, a.maxBacklog, a.clientBacklog
 	switch {
 	case a.token != "" && a.tokenFile != "":
 		return usagef("--token and --token-file are mutually exclusive")
@@ -103,6 +108,8 @@ var agentFlagNames = map[string]string{
 	"RateLimit":         "--rate-limit",
 	"ProxyProtocol":     "--proxy-protocol",
 	"StreamWindow":      "--stream-window",
+	"MaxBacklog":        "--max-backlog",
+	"ClientBacklog":     "--client-backlog",
 }
 
 // agentConfigError words a refused forwarder Config in flags. A file that

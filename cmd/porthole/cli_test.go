@@ -217,6 +217,14 @@ func TestBadUsageExits2WithOneLine(t *testing.T) {
 		{[]string{"relay", "--token", "a", "--stream-window", "2GiB"}, "stream window 2GiB"},
 		{[]string{"http", "8000", "--stream-window", "100KiB"}, "--stream-window"},
 		{[]string{"http", "8000", "--stream-window", "lots"}, `"lots"`},
+		{[]string{"relay", "--token", "a", "--max-backlog", "1MiB"}, "--max-backlog"},
+		{[]string{"relay", "--token", "a", "--max-backlog", "-1"}, `"-1"`},
+		{[]string{"relay", "--token", "a", "--client-backlog", "1MiB"}, "--client-backlog"},
+		{[]string{"relay", "--token", "a", "--client-backlog", "some"}, `"some"`},
+		{[]string{"http", "8000", "--max-backlog", "1MiB"}, "--max-backlog"},
+		{[]string{"http", "8000", "--max-backlog", "lots"}, `"lots"`},
+		{[]string{"http", "8000", "--client-backlog", "1MiB"}, "--client-backlog"},
+		{[]string{"tcp", "5432", "--client-backlog", "1MiB"}, "--client-backlog"},
 		{[]string{"frobnicate"}, "frobnicate"},
 	} {
 		args := c.args

@@ -44,6 +44,8 @@ var relayFlags = map[string]string{
 	"UnroutedConnsPerIP":   "--max-unrouted-conns",
 	"StreamWindow":         "--stream-window",
 	"StallTimeout":         "--stall-timeout",
+	"MaxBacklog":           "--max-backlog",
+	"ClientBacklog":        "--client-backlog",
 }
 
 func runRelay(args []string, stdout, stderr io.Writer) error {
@@ -82,6 +84,10 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs.Var(bytesize.Value{N: &cfg.StreamWindow}, "stream-window",
 		"receive window per stream for downloads, a `SIZE` from 256KiB to 1GiB: one download moves at most this much per round trip to the agent, and a public client that stops reading holds up to this much in the relay")
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", def.StallTimeout, "close a public connection that accepts no bytes for this long (0: never)")
+	fs.Var(bytesize.Value{N: &cfg.MaxBacklog}, "max-backlog",
+		"`SIZE` the relay may hold, in all, of downloads public clients have not read yet; past it, the client holding the most loses its connection furthest behind (0: no bound)")
+	fs.Var(bytesize.Value{N: &cfg.ClientBacklog}, "client-backlog",
+		"`SIZE` of the backlog one client address (IPv4, or IPv6 /64) may hold, at least --stream-window; past it, its connection furthest behind is closed")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -1,7 +1,10 @@
 package backlog
 
 import (
+	"bytes"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,5 +162,28 @@ func TestBudgetCounts(t *testing.T) {
 	a.ch.Release()
 	if st := b.Stats(); st.Held != 0 || st.Clients != 0 {
 		t.Fatalf("after release: %+v", st)
+	}
+}
+
+// TestShedLogIsRateLimited: a burst of sheds writes one line; the next
+// line, a LogEvery later, says how many went unlogged.
+func TestShedLogIsRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewShedLog(slog.New(slog.NewTextHandler(&buf, nil)), "shed")
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	for range 1000 {
+		l.Shed("192.0.2.1:4000", OverShare)
+	}
+	now = now.Add(LogEvery)
+	l.Shed("192.0.2.2:4000", OverTotal)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines for 1001 sheds, want 2:\n%s", len(lines), buf.String())
+	}
+	for i, want := range []string{"client=192.0.2.1:4000 bound=client_share unlogged_since_last=0", "client=192.0.2.2:4000 bound=total unlogged_since_last=999"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d: %q, want it to contain %q", i, lines[i], want)
+		}
 	}
 }

@@ -31,6 +31,8 @@ const (
 	HeadTimeout         Code = "PH-408-HEAD-TIMEOUT"      // the request head did not arrive in time
 	TooManyConns        Code = "PH-429-TOO-MANY-CONNS"    // the client has too many connections open to the tunnel
 	HeadTooLarge        Code = "PH-431-HEAD-TOO-LARGE"    // the request head is over the limit
+	ClientBacklog       Code = "PH-429-CLIENT-BACKLOG"    // the client's address left more unread than its share
+	RelayBacklog        Code = "PH-503-RELAY-BACKLOG"     // the relay holds all it may for clients that do not read
 )
 
 // Header is the response header that carries the code.
