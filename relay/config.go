@@ -182,12 +182,14 @@ func DefaultConfig() Config {
 // Backlog defaults. A client's share is eight default windows: one
 // address may run eight downloads at full speed over a path slower than
 // the agent's (each keeps up to a window in the relay), as a browser or a
-// parallel download does, without losing one. The total is four such
-// shares, so that stalled and slow clients cost at most about 700 MiB of
-// resident memory (a held byte costs about 1.4: yamux grows buffers by
-// doubling); a relay with less memory than that should lower it.
+// parallel download does, without losing one. The total is two such
+// shares. What streams hold costs up to about three times as much heap
+// (yamux grows a stream's buffer by doubling, past what it holds), so
+// stalled and slow clients cost a relay about 750 MiB of resident memory
+// at most by default, as measured; a relay with less than about 1.5 GiB
+// should lower the total.
 const (
-	DefaultMaxBacklog    = 4 * DefaultClientBacklog
+	DefaultMaxBacklog    = 2 * DefaultClientBacklog
 	DefaultClientBacklog = 8 * wire.DefaultDownloadWindow
 )
 
