@@ -62,6 +62,10 @@ func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("the inspector and agent API listen beyond this machine, without authentication: "+
+			"whoever reaches them sees every request and can replay them and start and stop tunnels", "addr", ln.Addr().String())
+	}
 	go func() {
 		defer close(s.done)
 		s.srv.Serve(ln)

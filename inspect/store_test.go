@@ -3,6 +3,7 @@ package inspect
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -153,6 +154,27 @@ func TestMetricsRatesAndPercentiles(t *testing.T) {
 	later := tm.stats(start.Add(10 * time.Minute))
 	if later.Rate1 > 0.01 || later.Rate15 >= s.Rate15 {
 		t.Errorf("after 9 idle minutes: rate1 %v rate15 %v", later.Rate1, later.Rate15)
+	}
+}
+
+// TestServeWarnsBeyondLoopback: an inspector listening on an address
+// other machines can reach says so, since it has no authentication; one on
+// loopback says nothing.
+func TestServeWarnsBeyondLoopback(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		warn bool
+	}{{"127.0.0.1:0", false}, {"0.0.0.0:0", true}} {
+		ln, err := net.Listen("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		s := Serve(ln, http.NotFoundHandler(), slog.New(slog.NewTextHandler(&out, nil)))
+		s.Close()
+		if got := strings.Contains(out.String(), "level=WARN") && strings.Contains(out.String(), "without authentication"); got != c.warn {
+			t.Errorf("%s: warned %v, want %v:\n%s", c.addr, got, c.warn, out.String())
+		}
 	}
 }
 
