@@ -232,8 +232,11 @@ func (l *Ledger) reset(id uint32) error {
 }
 
 // Close closes the connection; every stream's holder is released, since
-// yamux lets go of every stream with its session.
+// yamux lets go of every stream with its session. The connection is closed
+// first: a write waiting on a peer that no longer reads holds the write
+// lock, and only the close ends it.
 func (l *Ledger) Close() error {
+	err := l.Conn.Close()
 	l.wmu.Lock()
 	l.wclosed = true
 	l.wcond.Broadcast()
@@ -249,7 +252,7 @@ func (l *Ledger) Close() error {
 		a.settleLocked()
 		a.mu.Unlock()
 	}
-	return l.Conn.Close()
+	return err
 }
 
 // stream returns the account of a stream yamux handed over. One the ledger

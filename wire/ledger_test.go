@@ -315,3 +315,50 @@ func TestResetsBetweenFrames(t *testing.T) {
 		t.Fatal("the session ended")
 	}
 }
+
+// writeSignal is a connection that reports when a write has begun.
+type writeSignal struct {
+	net.Conn
+	once    sync.Once
+	writing chan struct{}
+}
+
+func (c *writeSignal) Write(p []byte) (int, error) {
+	c.once.Do(func() { close(c.writing) })
+	return c.Conn.Write(p)
+}
+
+// TestCloseEndsAWriteThePeerDoesNotTake: a peer that stops reading (gone
+// without a word, or never reading again) leaves yamux's send loop waiting
+// in a write. Closing the session, as yamux does when its keepalive fails,
+// must close the connection under that write and end it; it must not wait
+// for the write to finish first, or the session would never end, and a
+// reset waiting for its turn would wait with it.
+func TestCloseEndsAWriteThePeerDoesNotTake(t *testing.T) {
+	a, b := net.Pipe() // b is never read: every write to a waits
+	defer b.Close()
+	conn := &writeSignal{Conn: a, writing: make(chan struct{})}
+	l := NewLedger(conn)
+	sess, err := yamux.Client(l, YamuxConfig(KeepAliveInterval, MinStreamWindow, log.New(io.Discard, "", 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sess.OpenStream() // its SYN is a write the peer does not take
+	<-conn.writing
+
+	reset := make(chan error, 1)
+	go func() { reset <- l.reset(1) }()
+	closed := make(chan struct{})
+	go func() {
+		sess.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // a hang, not a slow close
+		t.Fatal("closing the session waits on a write the peer never takes")
+	}
+	if err := <-reset; err == nil {
+		t.Error("a reset on a closed session succeeded")
+	}
+}
