@@ -3,9 +3,11 @@ package wire
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log"
+	mrand "math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -360,5 +362,67 @@ func TestCloseEndsAWriteThePeerDoesNotTake(t *testing.T) {
 	}
 	if err := <-reset; err == nil {
 		t.Error("a reset on a closed session succeeded")
+	}
+}
+
+// chunkedConn returns what it is given a few bytes at a time, cut at
+// random: frame headers and bodies split across reads anywhere.
+type chunkedConn struct {
+	net.Conn
+	r   *bytes.Reader
+	rng *mrand.Rand
+}
+
+func (c *chunkedConn) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), 1+c.rng.IntN(40))])
+}
+
+// yamuxFrame returns a frame: its header, then body.
+func yamuxFrame(typ uint8, flags uint16, id, length uint32, body []byte) []byte {
+	h := make([]byte, yamuxHeaderSize, yamuxHeaderSize+len(body))
+	h[1] = typ
+	binary.BigEndian.PutUint16(h[2:], flags)
+	binary.BigEndian.PutUint32(h[4:], id)
+	binary.BigEndian.PutUint32(h[8:], length)
+	return append(h, body...)
+}
+
+// TestLedgerCountsFramesSplitAnywhere reads data frames among window
+// updates, pings and go-aways (whose length field is no body), cut across
+// reads at random, and counts exactly the data each stream received.
+func TestLedgerCountsFramesSplitAnywhere(t *testing.T) {
+	const yamuxTypeGoAway = 3
+	for seed := range uint64(100) {
+		rng := mrand.New(mrand.NewPCG(seed, 1))
+		var in bytes.Buffer
+		want := map[uint32]int64{}
+		for id := uint32(1); id <= 5; id += 2 {
+			in.Write(yamuxFrame(yamuxTypeWindowUpdate, yamuxFlagSYN, id, 0, nil))
+			want[id] = 0
+		}
+		for range 300 {
+			id := uint32(1 + 2*rng.IntN(3))
+			switch rng.IntN(5) {
+			case 0, 1:
+				n := rng.IntN(100)
+				in.Write(yamuxFrame(yamuxTypeData, 0, id, uint32(n), make([]byte, n)))
+				want[id] += int64(n)
+			case 2:
+				in.Write(yamuxFrame(yamuxTypePing, uint16(1+rng.IntN(2)), 0, rng.Uint32(), nil))
+			case 3:
+				in.Write(yamuxFrame(yamuxTypeWindowUpdate, 0, id, rng.Uint32(), nil))
+			case 4:
+				in.Write(yamuxFrame(yamuxTypeGoAway, 0, 0, 0, nil))
+			}
+		}
+		l := NewLedger(&chunkedConn{r: bytes.NewReader(in.Bytes()), rng: rng})
+		if _, err := io.Copy(io.Discard, l); err != nil {
+			t.Fatal(err)
+		}
+		for id, n := range want {
+			if got := l.held(id); got != n {
+				t.Fatalf("seed %d, stream %d: counted %d bytes, want %d", seed, id, got, n)
+			}
+		}
 	}
 }
