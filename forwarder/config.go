@@ -103,8 +103,8 @@ type Config struct {
 	// is one public client address's share (IPv4 address or IPv6 /64).
 	// When a client's streams hold more than its share, its own stream
 	// that has been behind the longest is closed; when all streams hold
-	// more than MaxBacklog, the client holding the most loses one the same
-	// way. The stream is reset, so that the relay stops sending on it and
+	// more than MaxBacklog, the client holding the most, of the network
+	// (IPv4 /24, IPv6 /48) holding the most, loses one the same way. The stream is reset, so that the relay stops sending on it and
 	// closes the client's connection, and the upstream request or
 	// connection is ended. ClientBacklog must be at least StreamWindow, and
 	// MaxBacklog at least ClientBacklog. Zero MaxBacklog turns the bound

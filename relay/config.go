@@ -135,8 +135,8 @@ type Config struct {
 	// address's share (IPv4 address or IPv6 /64). When a client's streams
 	// hold more than its share, its own stream that has been behind the
 	// longest is closed; when all streams hold more than MaxBacklog, the
-	// client holding the most loses one the same way (see package
-	// backlog). The client's connection is closed and the stream reset, so
+	// client holding the most, of the network (IPv4 /24, IPv6 /48) holding
+	// the most, loses one the same way (see package backlog). The client's connection is closed and the stream reset, so
 	// that the agent stops sending on it. ClientBacklog must be at least
 	// StreamWindow, and MaxBacklog at least ClientBacklog. Zero MaxBacklog
 	// turns the bound off.

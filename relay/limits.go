@@ -20,14 +20,7 @@ func clientKeyOf(addr net.Addr) clientKey { return clientKey(netutil.ClientKey(a
 // usually holds it whole: an IPv4 /24, or an IPv6 /48.
 type networkKey netip.Prefix
 
-func networkOf(k clientKey) networkKey {
-	bits := 48
-	if netip.Addr(k).Is4() {
-		bits = 24
-	}
-	p, _ := netip.Addr(k).Prefix(bits)
-	return networkKey(p)
-}
+func networkOf(k clientKey) networkKey { return networkKey(netutil.NetworkKey(netip.Addr(k))) }
 
 // handshakes admits agent connections that have not authenticated yet: at
 // most perIP from one address, and at most max in all. When max is reached

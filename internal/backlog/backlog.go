@@ -11,7 +11,8 @@
 // per client address (Share), so that one client cannot take what others
 // need. When a stream's growth takes its client over its share, that
 // client's own streams are shed; when it takes the total over Max, the
-// client holding the most loses streams. Either way the stream shed first
+// client holding the most in the network (IPv4 /24, IPv6 /48) holding the
+// most loses streams. Either way the stream shed first
 // is the one that has been behind the longest: its buffer has not been
 // empty since the furthest back.
 package backlog
@@ -20,6 +21,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"porthole/internal/netutil"
 )
 
 // Reason says which bound shedding a stream kept.
@@ -201,12 +204,21 @@ func (b *Budget) uncharge(ch *Charge) {
 	}
 }
 
-// heaviest returns the client that holds the most.
+// heaviest returns the client that holds the most in the network (IPv4
+// /24, IPv6 /48) that holds the most: a stranger spreading stalled streams
+// over many addresses of a network sheds its own streams, not those of a
+// client elsewhere that holds more than any one of its addresses.
 func (b *Budget) heaviest() *client {
+	byNet := map[netip.Prefix]int64{}
+	for key, c := range b.clients {
+		byNet[netutil.NetworkKey(key)] += c.held
+	}
 	var top *client
-	for _, c := range b.clients {
-		if top == nil || c.held > top.held {
-			top = c
+	var topNet int64
+	for key, c := range b.clients {
+		n := byNet[netutil.NetworkKey(key)]
+		if top == nil || n > topNet || n == topNet && c.held > top.held {
+			top, topNet = c, n
 		}
 	}
 	return top

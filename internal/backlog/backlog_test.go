@@ -97,6 +97,12 @@ func TestBudget(t *testing.T) {
 			want:    map[string]Reason{"b1": OverTotal}, held: 85,
 		},
 		{
+			name: "over the total, the network holding the most loses its heaviest client's stream", max: 100, share: 60,
+			streams: map[string]string{"h1": "192.0.2.1", "a1": "10.0.0.1", "a2": "10.0.0.2", "a3": "10.0.0.3", "a4": "10.0.0.4"},
+			steps:   []step{{"h1", 30}, {"a1", 25}, {"a2", 20}, {"a3", 20}, {"a4", 20}},
+			want:    map[string]Reason{"a1": OverTotal}, held: 90,
+		},
+		{
 			name: "the stream that took the total over may go itself", max: 100, share: 60,
 			streams: map[string]string{"a1": "10.0.0.1", "b1": "10.0.0.2"},
 			steps:   []step{{"b1", 50}, {"a1", 45}, {"a1", 10}},

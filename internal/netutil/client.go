@@ -18,3 +18,16 @@ func ClientKey(addr string) netip.Addr {
 	}
 	return ip
 }
+
+// NetworkKey returns the network a client address belongs to, as one
+// party usually holds it whole: the IPv4 /24, or the IPv6 /48. Limits that
+// pick whom to drop count by it, so that the many addresses of one network
+// (cheap to come by) cannot make someone elsewhere look the heaviest.
+func NetworkKey(a netip.Addr) netip.Prefix {
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
