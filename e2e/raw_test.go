@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"porthole/forwarder"
 	tt "porthole/internal/tunneltest"
@@ -129,3 +131,47 @@ func port(addr string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestTCPTunnelHalfCloseThenDownload: a TCP client that sends its request,
+// half-closes, and then downloads for far longer than a quiet half-closed
+// stream may last (wire.HalfClosedTimeout, shortened here) gets all of it:
+// the relay and the agent keep a stream open while it carries bytes.
+func TestTCPTunnelHalfCloseThenDownload(t *testing.T) {
+	was := wire.HalfClosedTimeout
+	wire.HalfClosedTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { wire.HalfClosedTimeout = was })
+
+	want := strings.Repeat("a slow download, line by line\n", 50)
+	up := tt.Listen(t)
+	go func() {
+		c, err := up.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if req, _ := io.ReadAll(c); string(req) != "GET everything" { // until the client's half-close
+			return
+		}
+		tick := time.NewTicker(20 * time.Millisecond) // a line every 20 ms: ten timeouts in all
+		defer tick.Stop()
+		for line := range strings.Lines(want) {
+			<-tick.C
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	srv := tt.StartRelay(t, tt.RelayConfig(t))
+	_, st := tt.StartAgent(t, tt.AgentConfig(t, srv, forwarder.Tunnel{Proto: wire.ProtoTCP, Upstream: up.Addr().String()}))
+	c, err := net.Dial("tcp", tt.HostPort(tt.URL(t, st, "tcp")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET everything")
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != want {
+		t.Errorf("downloaded %d of %d bytes after the half-close, then %v", len(got), len(want), err)
+	}
+}

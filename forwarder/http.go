@@ -128,7 +128,7 @@ func (h *httpTunnel) checkHost(next http.Handler) http.Handler {
 // when the client's connection ends or stalls, which cancels the request's
 // context; but a handler blocked writing to the stream would wait for a
 // window that never comes, holding the stream (and, in the relay, its
-// buffer) until yamux gives up on it a minute later. An HTTP/2 request's
+// buffer) until the relay resets it a minute later (wire.HalfClosedTimeout). An HTTP/2 request's
 // writes end with its context on their own.
 func abandonWhenGone(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -139,7 +139,7 @@ func pipeHTTP(b *binding, public net.Conn, stream *slotStream, h1 bool) {
 // stream aborted too, once the pipe ends, so that the agent stops sending
 // on it: a close alone would tell the agent only that no more is coming,
 // and a TCP upstream could go on sending, and the relay holding it, until
-// yamux gave up on the stream a minute later.
+// the stream's HalfClosedTimeout reset it a minute later.
 func carry(b *binding, public net.Conn, stream *slotStream, pipe func(a, b io.ReadWriteCloser) error) {
 	err := pipe(b.sess.srv.metrics.carried(b, public), stream)
 	if errors.Is(err, netutil.ErrStalled) {

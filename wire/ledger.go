@@ -35,7 +35,7 @@ var ErrLedgerClosed = errors.New("wire: session closed")
 // A stream is counted from its opening frame (SYN), sent or received, so
 // that none of its data escapes the count, and until yamux lets go of it:
 // when both ends have closed it (FIN each way), or either end reset it
-// (RST), yamux's own reset at its close timeout included. Frames of a
+// (RST), this end's own included (see Stream.Abort). Frames of a
 // stream yamux no longer has are dropped by yamux, and not counted.
 type Ledger struct {
 	net.Conn
@@ -55,6 +55,7 @@ type Ledger struct {
 	mu       sync.Mutex
 	accounts map[uint32]*account
 	closed   bool
+	resets   []uint32 // streams to reset here, handed to yamux between two of the peer's frames
 }
 
 // NewLedger returns c, the connection under a yamux session, with its
@@ -81,6 +82,11 @@ type account struct {
 // are announced (a frame's header comes before its body, which yamux reads
 // whole into the stream's buffer).
 func (l *Ledger) Read(p []byte) (int, error) {
+	if l.got == 0 && l.body == 0 {
+		if n := l.resetsHere(p); n > 0 {
+			return n, nil
+		}
+	}
 	n, err := l.Conn.Read(p)
 	for i := 0; i < n; {
 		if l.body > 0 {
@@ -149,8 +155,7 @@ func (l *Ledger) Write(p []byte) (int, error) {
 }
 
 // sent accounts for one frame header yamux sends: a stream it opens, its
-// half-close, and its reset (which yamux sends when it gives up on a
-// stream at its close timeout, or refuses one).
+// half-close, and its reset (which yamux sends when it refuses one).
 func (l *Ledger) sent(h []byte) {
 	typ, flags, id := h[1], binary.BigEndian.Uint16(h[2:]), binary.BigEndian.Uint32(h[4:])
 	if typ != yamuxTypeData && typ != yamuxTypeWindowUpdate || flags&(yamuxFlagSYN|yamuxFlagFIN|yamuxFlagRST) == 0 {
@@ -229,6 +234,40 @@ func (l *Ledger) reset(id uint32) error {
 		l.wcond.Broadcast()
 	}
 	return err
+}
+
+// resetHere has yamux reset stream id on this end, as if the peer had: the
+// reset is handed to yamux with what it reads next, between two of the
+// peer's frames, and yamux lets go of the stream (whose record it would
+// otherwise keep until the peer closed it too). yamux v0.1.2 has no call
+// for it. A session that is reading nothing gets it with the next frame
+// that arrives, a keepalive ping at the latest.
+func (l *Ledger) resetHere(id uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.resets = append(l.resets, id)
+	}
+}
+
+// resetsHere writes into p, for yamux to read, the resets resetHere asked
+// for, as many as fit, and accounts for them as received.
+func (l *Ledger) resetsHere(p []byte) int {
+	l.mu.Lock()
+	k := min(len(l.resets), len(p)/yamuxHeaderSize)
+	ids := l.resets[:k:k]
+	l.resets = l.resets[k:]
+	l.mu.Unlock()
+	for i, id := range ids {
+		h := p[i*yamuxHeaderSize : (i+1)*yamuxHeaderSize]
+		clear(h)
+		h[0] = yamuxVersion
+		h[1] = yamuxTypeWindowUpdate
+		binary.BigEndian.PutUint16(h[2:], yamuxFlagRST)
+		binary.BigEndian.PutUint32(h[4:], id)
+		l.received(h)
+	}
+	return len(ids) * yamuxHeaderSize
 }
 
 // Close closes the connection; every stream's holder is released, since

@@ -54,7 +54,11 @@ func YamuxConfig(keepAlive time.Duration, window int64, logger *log.Logger) *yam
 	c.ConnectionWriteTimeout = keepAlive
 	c.MaxStreamWindowSize = uint32(window)
 	c.StreamOpenTimeout = 30 * time.Second
-	c.StreamCloseTimeout = time.Minute
+	// yamux would reset a stream a minute after this end closed it,
+	// however much the peer still sends on it: a TCP client that
+	// half-closes and then downloads for longer would be cut. Stream
+	// resets a closed stream only once it goes quiet (HalfClosedTimeout).
+	c.StreamCloseTimeout = 0
 	c.LogOutput = nil
 	c.Logger = logger
 	return c
@@ -63,6 +67,13 @@ func YamuxConfig(keepAlive time.Duration, window int64, logger *log.Logger) *yam
 // ShrinkAfter is how long a stream goes without a read before it gives
 // back its receive buffer.
 const ShrinkAfter = time.Second
+
+// HalfClosedTimeout is how long a stream that this end has closed may go
+// without receiving a byte before it is reset: yamux keeps a stream until
+// both ends have closed it, and a peer that never closes its side would
+// keep it for ever. A stream the peer still sends on, and whose reader
+// reads, stays open as long as that goes on.
+var HalfClosedTimeout = time.Minute
 
 // abortDrain is how long an aborted stream goes on reading, and dropping,
 // what the peer sent before it learned of the reset.
@@ -80,6 +91,8 @@ type Stream struct {
 
 	mu      sync.Mutex
 	shrink  *time.Timer
+	quiet   *time.Timer // after this end closed the stream: HalfClosedTimeout without a byte
+	ended   bool        // a read failed: the peer closed or reset the stream
 	aborted bool
 	onAbort []func()
 }
@@ -118,6 +131,17 @@ func (s *Stream) Read(p []byte) (int, error) {
 		} else {
 			s.shrink.Reset(ShrinkAfter)
 		}
+		if s.quiet != nil {
+			s.quiet.Reset(HalfClosedTimeout)
+		}
+		s.mu.Unlock()
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.ended = true
+		if s.quiet != nil {
+			s.quiet.Stop()
+		}
 		s.mu.Unlock()
 	}
 	return n, err
@@ -125,7 +149,23 @@ func (s *Stream) Read(p []byte) (int, error) {
 
 // CloseWrite closes the stream for writing, and goes on reading: yamux's
 // Close is a half-close (FIN).
-func (s *Stream) CloseWrite() error { return s.Stream.Close() }
+func (s *Stream) CloseWrite() error {
+	err := s.Stream.Close()
+	s.closedHere()
+	return err
+}
+
+// closedHere arms the reset of a stream this end has closed, for when it
+// goes HalfClosedTimeout without receiving a byte; each byte read puts it
+// off. A stream whose peer closed or reset it needs none: yamux lets go of
+// it.
+func (s *Stream) closedHere() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.quiet == nil && !s.ended && !s.aborted {
+		s.quiet = time.AfterFunc(HalfClosedTimeout, s.Abort)
+	}
+}
 
 // Close closes the stream for writing and lets go of it: what it still
 // holds is no one's to read, and is freed with it once yamux lets go too.
@@ -139,7 +179,9 @@ func (s *Stream) Close() error {
 	if s.acct != nil {
 		s.acct.letGo()
 	}
-	return s.Stream.Close()
+	err := s.Stream.Close()
+	s.closedHere()
+	return err
 }
 
 // OnAbort has f called when the stream is aborted (at once, if it was):
@@ -167,8 +209,9 @@ func (s *Stream) Aborted() bool {
 // Abort ends the stream both ways at once and frees what it holds: it
 // calls the OnAbort functions, resets the stream at the peer (which stops
 // sending on it; a close would only say that this end has nothing more to
-// send), closes it here, wakes a reader waiting on it, and reads and drops
-// what it holds and what the peer sent before the reset reached it. It
+// send), closes it here, wakes a reader waiting on it, reads and drops
+// what it holds and what the peer sent before the reset reached it, and
+// then resets it here too, so that yamux lets go of it. It
 // returns once nothing more has come for abortDrain. A stream opened
 // without a ledger is only closed, and drained the same way.
 func (s *Stream) Abort() {
@@ -180,6 +223,9 @@ func (s *Stream) Abort() {
 	s.aborted = true
 	fs := s.onAbort
 	s.onAbort = nil
+	if s.quiet != nil {
+		s.quiet.Stop()
+	}
 	s.mu.Unlock()
 	for _, f := range fs {
 		f()
@@ -197,6 +243,9 @@ func (s *Stream) Abort() {
 		if err != nil {
 			break
 		}
+	}
+	if s.ledger != nil {
+		s.ledger.resetHere(s.StreamID())
 	}
 	s.Close()
 }
