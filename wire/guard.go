@@ -42,10 +42,7 @@ func GuardAgent(c net.Conn, broken func(*Error)) net.Conn {
 type agentGuard struct {
 	net.Conn
 	broken func(*Error)
-
-	hdr  [yamuxHeaderSize]byte // the frame header being read
-	got  int                   // bytes of hdr read so far
-	body uint32                // bytes of the current data frame's body still to come
+	frames frames
 
 	opened  bool // the control stream
 	tokens  float64
@@ -63,37 +60,26 @@ func (g *agentGuard) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := g.Conn.Read(p)
-	for i := 0; i < n; {
-		if g.body > 0 {
-			k := min(uint32(n-i), g.body)
-			g.body -= k
-			i += int(k)
-			continue
-		}
-		start := i - g.got // where the header began (before p, if negative)
-		k := copy(g.hdr[g.got:], p[i:n])
-		g.got += k
-		i += k
-		if g.got < yamuxHeaderSize {
-			break
-		}
-		g.got = 0
-		if e := g.check(); e != nil {
+	cut := -1 // where the first frame that broke a rule began
+	g.frames.scan(p[:n], func(h []byte, start int) bool {
+		if e := g.check(h); e != nil {
 			g.tripped = true
 			g.broken(e)
-			return max(start, 0), nil
+			cut = max(start, 0)
+			return false
 		}
-		if g.hdr[1] == yamuxTypeData {
-			g.body = binary.BigEndian.Uint32(g.hdr[8:])
-		}
+		return true
+	})
+	if cut >= 0 {
+		return cut, nil
 	}
 	return n, err
 }
 
 // check returns the error a frame header breaks the rules with, or nil.
-func (g *agentGuard) check() *Error {
-	syn := binary.BigEndian.Uint16(g.hdr[2:])&yamuxFlagSYN != 0
-	switch typ := g.hdr[1]; {
+func (g *agentGuard) check(h []byte) *Error {
+	syn := binary.BigEndian.Uint16(h[2:])&yamuxFlagSYN != 0
+	switch typ := h[1]; {
 	case syn && (typ == yamuxTypeData || typ == yamuxTypeWindowUpdate):
 		if g.opened {
 			return Errorf(CodeProtocol, "agents may not open streams besides the control stream")

@@ -41,9 +41,7 @@ type Ledger struct {
 	net.Conn
 
 	// Read side: only yamux's receive goroutine reads.
-	hdr  [yamuxHeaderSize]byte // the frame header being read
-	got  int                   // bytes of hdr read so far
-	body uint32                // bytes of the current data frame still to come
+	frames frames
 
 	// Write side: yamux writes a frame's header and its body as two
 	// writes; a reset must not come between them.
@@ -82,31 +80,16 @@ type account struct {
 // are announced (a frame's header comes before its body, which yamux reads
 // whole into the stream's buffer).
 func (l *Ledger) Read(p []byte) (int, error) {
-	if l.got == 0 && l.body == 0 {
+	if l.frames.between() {
 		if n := l.resetsHere(p); n > 0 {
 			return n, nil
 		}
 	}
 	n, err := l.Conn.Read(p)
-	for i := 0; i < n; {
-		if l.body > 0 {
-			k := min(uint32(n-i), l.body)
-			l.body -= k
-			i += int(k)
-			continue
-		}
-		k := copy(l.hdr[l.got:], p[i:n])
-		l.got += k
-		i += k
-		if l.got < yamuxHeaderSize {
-			break
-		}
-		l.got = 0
-		l.received(l.hdr[:])
-		if l.hdr[1] == yamuxTypeData {
-			l.body = binary.BigEndian.Uint32(l.hdr[8:])
-		}
-	}
+	l.frames.scan(p[:n], func(h []byte, _ int) bool {
+		l.received(h)
+		return true
+	})
 	return n, err
 }
 
